@@ -1,0 +1,167 @@
+"""The learner protocol and the pieces every learner shares.
+
+    Learner: init(key, hparams) -> LState
+             act(key, lstate, obs, hparams) -> Action
+             update(lstate, obs, action, feedback, hparams) -> LState
+
+``hparams`` is a dict of arrays (the dynamic hyper-parameters of one run); static ones (network
+widths, iteration counts, variants) are attributes of the learner object. Feedback arrives as a
+masked batch (``envs.core.Feedback``): ``update`` must leave the state untouched for items whose
+mask is False. The default ``update`` folds ``update_one`` over the batch and keeps the old state
+wherever the mask is off, so a learner that only writes ``update_one`` gets masking for free;
+learners that override ``update`` for speed are checked against the same contract by the tests.
+
+Shared pieces live here once: random tie-breaking argmax, per-arm statistics with one-hot updates
+(DESIGN.md: batched scatter is the slow part on CPU), and the masked fold.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from envs.core import (Array, ConfigError, Configurable, EnvSpec, Feedback, Observation,
+                       Registry)
+
+LEARNERS = Registry("learner")
+register_learner = LEARNERS.register
+
+
+class Learner(Configurable, abc.ABC):
+    """Base class of every learner.
+
+    Class attributes say what the learner needs from an environment; ``check_spec`` turns a
+    mismatch into a ConfigError before anything is traced.
+    """
+
+    action_arity: ClassVar[int] = 1          # 2 for dueling learners (pair actions)
+    needs_features: ClassVar[bool] = False   # contextual learners need feature_dim > 0
+    needs_bounded_rewards: ClassVar[bool] = False   # rewards in [0, 1]
+    needs_bernoulli_rewards: ClassVar[bool] = False
+
+    def __init__(self, spec: EnvSpec, horizon: int, **static: Any):
+        self.spec = spec
+        self.horizon = int(horizon)
+        self.num_arms = spec.num_arms
+        for s in self.static_settings():
+            setattr(self, s.name, static.get(s.name, s.default))
+
+    @classmethod
+    def check_spec(cls, spec: EnvSpec, where: str) -> None:
+        """Raises ConfigError when this learner cannot run on an environment with ``spec``."""
+        problem = None
+        if spec.action_arity != cls.action_arity:
+            kind = "pairs of arms (dueling)" if cls.action_arity == 2 else "single arms"
+            problem = f"it plays {kind}, the environment expects arity {spec.action_arity}"
+        elif cls.needs_features and spec.feature_dim == 0:
+            problem = "it needs per-arm features and the environment has none (d = 0)"
+        elif cls.needs_bounded_rewards and spec.reward_range != (0.0, 1.0):
+            problem = "it needs rewards in [0, 1] and the environment's are unbounded"
+        elif cls.needs_bernoulli_rewards and not spec.bernoulli_rewards:
+            problem = "it needs 0/1 rewards and the environment's are not"
+        if problem:
+            raise ConfigError(f"{where} = {cls.name!r} cannot run here: {problem}")
+
+    @abc.abstractmethod
+    def init(self, key: Array, hparams: Mapping[str, Array]) -> Any:
+        """The learner's state before round 0."""
+
+    @abc.abstractmethod
+    def act(self, key: Array, state: Any, obs: Observation, hparams: Mapping[str, Array]) -> Array:
+        """The action for this round: an int32 arm, or an int32 [2] pair for dueling."""
+
+    def update(self, state: Any, obs: Observation, action: Array, feedback: Feedback,
+               hparams: Mapping[str, Array]) -> Any:
+        """Folds ``update_one`` over the feedback batch, skipping masked-out items."""
+        return fold_feedback(lambda s, item: self.update_one(s, item, hparams), state, feedback)
+
+    def update_one(self, state: Any, item: Feedback, hparams: Mapping[str, Array]) -> Any:
+        """Learns from one feedback item (unbatched leaves). Override this or ``update``."""
+        raise ConfigError(f"learner {self.name!r} defines neither update nor update_one")
+
+
+def tree_where(condition: Array, new: Any, old: Any) -> Any:
+    """``new`` where condition holds, else ``old``, leaf by leaf (condition is a scalar)."""
+    return jax.tree_util.tree_map(lambda n, o: jnp.where(condition, n, o), new, old)
+
+
+def fold_feedback(update_one, state: Any, feedback: Feedback) -> Any:
+    """Applies ``update_one(state, item)`` to each valid item of a masked batch, in order."""
+    def body(state, item):
+        return tree_where(item.mask, update_one(state, item), state), None
+
+    if feedback.size == 1:
+        return body(state, jax.tree_util.tree_map(lambda x: x[0], feedback))[0]
+    return jax.lax.scan(body, state, feedback)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Action selection.
+# ---------------------------------------------------------------------------------------------
+def random_argmax(key: Array, values: Array) -> Array:
+    """Index of a maximum of ``values`` ([K]), uniform among ties, from one uniform draw.
+
+    The j-th tied index is taken with j = floor(u * number_of_ties): exactly uniform among ties
+    and much cheaper than K random draws (the CPU cost of threefry dominates small learners).
+    """
+    is_max = values >= jnp.max(values)
+    ties = jnp.cumsum(is_max.astype(jnp.int32))
+    count = ties[-1]
+    choice = jnp.minimum(jnp.floor(jax.random.uniform(key) * count).astype(jnp.int32), count - 1)
+    return jnp.argmax(is_max & (ties == choice + 1)).astype(jnp.int32)
+
+
+def sample_from_probabilities(key: Array, probabilities: Array) -> Array:
+    """One draw from a categorical distribution given as probabilities ([K])."""
+    cdf = jnp.cumsum(probabilities)
+    u = jax.random.uniform(key) * cdf[-1]
+    return jnp.minimum(jnp.sum(cdf <= u), probabilities.shape[0] - 1).astype(jnp.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-arm statistics with one-hot, mask-aware batch updates.
+# ---------------------------------------------------------------------------------------------
+@struct.dataclass
+class ArmStats:
+    """Counts, reward sums and sums of squared rewards per arm ([K] each)."""
+
+    counts: Array
+    sums: Array
+    squares: Array
+
+    @classmethod
+    def zeros(cls, num_arms: int) -> "ArmStats":
+        z = jnp.zeros((num_arms,), jnp.float32)
+        return cls(counts=z, sums=z, squares=z)
+
+    def add(self, feedback: Feedback) -> "ArmStats":
+        """Adds every valid item of a feedback batch (single-arm actions)."""
+        num_arms = self.counts.shape[0]
+        weight = feedback.mask.astype(jnp.float32)                          # [B]
+        hot = jax.nn.one_hot(feedback.action.reshape(-1), num_arms) * weight[:, None]
+        reward = jnp.where(feedback.mask, feedback.reward, 0.0)
+        return ArmStats(counts=self.counts + hot.sum(0),
+                        sums=self.sums + reward @ hot,
+                        squares=self.squares + (reward * reward) @ hot)
+
+    @property
+    def means(self) -> Array:
+        return self.sums / jnp.maximum(self.counts, 1.0)
+
+    @property
+    def variances(self) -> Array:
+        mean = self.means
+        return jnp.maximum(self.squares / jnp.maximum(self.counts, 1.0) - mean * mean, 0.0)
+
+
+def untried_first(index: Array, counts: Array) -> Array:
+    """DESIGN.md convention: an arm never tried has index +inf."""
+    return jnp.where(counts > 0, index, jnp.inf)
+
+
+def rounds_played(obs: Observation) -> Array:
+    """t as used by index formulas: the number of rounds including this one (1-based)."""
+    return jnp.asarray(obs.t, jnp.float32) + 1.0

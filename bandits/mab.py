@@ -1,0 +1,312 @@
+"""Learners for stochastic and adversarial K-armed bandits.
+
+Each learner names its paper and the equation it implements:
+- ``uniform``: a uniformly random arm each round (the baseline every learner must beat).
+- ``epsilon_greedy``: Sutton and Barto (2018), sec. 2.2; ``schedule = "decaying"`` uses
+  eps_t = min(1, epsilon * K / t), the epsilon_n-greedy of Auer, Cesa-Bianchi and Fischer (2002),
+  sec. 3, with c / d^2 folded into ``epsilon``.
+- ``etc``: explore-then-commit, Lattimore and Szepesvari (2020), Algorithm 1 (ch. 6): m pulls of
+  each arm in turn, then the empirical best for ever. Default m = ceil((T / K)^(2/3)), the
+  gap-free choice of their eq. 6.5 up to the log factor.
+- ``ucb1``: Auer, Cesa-Bianchi and Fischer (2002), fig. 1: mean + sqrt(c ln t / n) with c = 2.
+- ``ucb_v``: Audibert, Munos and Szepesvari (2009), eq. (2): mean + sqrt(2 V zeta ln t / n)
+  + 3 b zeta ln t / n, with V the empirical variance and b the reward range.
+- ``moss``: Audibert and Bubeck (2009), eq. (4): mean + sqrt(max(ln(T / (K n)), 0) / n).
+- ``klucb``: Garivier and Cappe (2011), eq. (3) for Bernoulli rewards: the largest q with
+  n kl(mean, q) <= ln t + c ln ln t, found by ``iterations`` bisection steps (jittable, fixed
+  cost; 20 steps resolve q to 1e-6).
+- ``thompson``: Beta-Bernoulli Thompson sampling, Agrawal and Goyal (2012), Algorithm 1, with a
+  Beta(prior_alpha, prior_beta) prior; fractional rewards in [0, 1] update the counts directly.
+- ``gaussian_thompson``: Agrawal and Goyal (2013), Algorithm 2: theta_a ~ N(S_a / (n_a + 1),
+  sigma^2 / (n_a + 1)).
+- ``exp3``: Auer, Cesa-Bianchi, Freund and Schapire (2002b), fig. 1, with the gamma of their
+  Corollary 3.2, min(1, sqrt(K ln K / ((e - 1) T))), when none is given.
+- ``exp3_ix``: Neu (2015), "Explore no more", Algorithm 1: implicit exploration, loss estimates
+  l / (p + gamma), with eta = sqrt(2 ln K / (K T)) and gamma = eta / 2 (his Theorem 1) by default.
+- ``successive_elimination``: Even-Dar, Mannor and Mansour (2006), Algorithm 3: sample the active
+  arms in turn, drop an arm whose upper confidence bound falls below another's lower bound, with
+  radius sqrt(ln(4 K n^2 / delta) / (2 n)).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from bandits.core import (ArmStats, Learner, random_argmax, register_learner, rounds_played,
+                          sample_from_probabilities, untried_first)
+from envs.core import Array, Feedback, Observation, Setting
+
+
+class IndexPolicy(Learner):
+    """A learner whose state is per-arm statistics and whose action maximises an index.
+
+    Subclasses define ``index(key, stats, obs, hparams) -> [K]``; ties are broken at random.
+    """
+
+    def init(self, key, hparams) -> ArmStats:
+        return ArmStats.zeros(self.num_arms)
+
+    def act(self, key, state: ArmStats, obs, hparams):
+        index_key, tie_key = jax.random.split(key)
+        return random_argmax(tie_key, self.index(index_key, state, obs, hparams))
+
+    def update(self, state: ArmStats, obs, action, feedback: Feedback, hparams) -> ArmStats:
+        return state.add(feedback)
+
+    def index(self, key: Array, stats: ArmStats, obs: Observation, hparams) -> Array:
+        """The per-arm index; the base class plays its argmax."""
+        return stats.means
+
+
+@register_learner("uniform")
+class Uniform(IndexPolicy):
+    """A uniformly random arm every round."""
+
+    def index(self, key, stats, obs, hparams):
+        return jnp.zeros((self.num_arms,))
+
+
+@register_learner("epsilon_greedy")
+class EpsilonGreedy(IndexPolicy):
+    settings = (
+        Setting("epsilon", 0.1, "exploration probability (fixed) or the constant c of "
+                "eps_t = min(1, c K / t) (decaying)", low=0.0),
+        Setting("schedule", "fixed", "'fixed' or 'decaying'", kind=str, static=True,
+                choices=("fixed", "decaying")),
+    )
+
+    @classmethod
+    def check_cross(cls, values, where):
+        from envs.core import ConfigError
+        if values["schedule"] == "fixed" and values["epsilon"] > 1:
+            raise ConfigError(f"{where}.epsilon = {values['epsilon']}: a fixed exploration "
+                              f"probability must be in [0, 1]")
+
+    def act(self, key, state, obs, hparams):
+        coin_key, arm_key, tie_key = jax.random.split(key, 3)
+        epsilon = hparams["epsilon"]
+        if self.schedule == "decaying":
+            epsilon = jnp.minimum(1.0, epsilon * self.num_arms / rounds_played(obs))
+        greedy = random_argmax(tie_key, untried_first(state.means, state.counts))
+        explore = jax.random.randint(arm_key, (), 0, self.num_arms)
+        return jnp.where(jax.random.uniform(coin_key) < epsilon, explore, greedy).astype(jnp.int32)
+
+
+@register_learner("etc")
+class ExploreThenCommit(IndexPolicy):
+    settings = (Setting("m", None, "pulls of each arm before committing "
+                        "(default ceil((T/K)^(2/3)))", kind=int, low=1, optional=True),)
+
+    @classmethod
+    def resolve(cls, values, context):
+        if values.get("m") is None:
+            values = dict(values, m=max(1, math.ceil((context["horizon"] / context["num_arms"])
+                                                    ** (2 / 3))))
+        return values
+
+    def index(self, key, stats, obs, hparams):
+        # Exploring: the arm with the fewest pulls among those under m (round robin);
+        # committed: the empirical best. Counts, not t, so delayed feedback keeps it consistent.
+        exploring = jnp.any(stats.counts < hparams["m"])
+        fewest = -stats.counts
+        return jnp.where(exploring, fewest, stats.means)
+
+
+@register_learner("ucb1")
+class UCB1(IndexPolicy):
+    settings = (Setting("c", 2.0, "exploration constant in mean + sqrt(c ln t / n)", low=0.0),)
+
+    def index(self, key, stats, obs, hparams):
+        n = jnp.maximum(stats.counts, 1.0)
+        bonus = jnp.sqrt(hparams["c"] * jnp.log(rounds_played(obs)) / n)
+        return untried_first(stats.means + bonus, stats.counts)
+
+
+@register_learner("ucb_v")
+class UCBV(IndexPolicy):
+    settings = (
+        Setting("zeta", 1.2, "exploration factor zeta (> 1 in the paper's theorem)", low=0.0,
+                low_open=True),
+        Setting("b", 1.0, "range of the rewards", low=0.0, low_open=True),
+    )
+
+    def index(self, key, stats, obs, hparams):
+        n = jnp.maximum(stats.counts, 1.0)
+        explore = hparams["zeta"] * jnp.log(rounds_played(obs))
+        bonus = jnp.sqrt(2.0 * stats.variances * explore / n) + 3.0 * hparams["b"] * explore / n
+        return untried_first(stats.means + bonus, stats.counts)
+
+
+@register_learner("moss")
+class MOSS(IndexPolicy):
+    def index(self, key, stats, obs, hparams):
+        n = jnp.maximum(stats.counts, 1.0)
+        bonus = jnp.sqrt(jnp.maximum(jnp.log(self.horizon / (self.num_arms * n)), 0.0) / n)
+        return untried_first(stats.means + bonus, stats.counts)
+
+
+def bernoulli_kl(p: Array, q: Array) -> Array:
+    """kl(p, q) between Bernoulli distributions, clipped away from 0 and 1."""
+    eps = 1e-7
+    p = jnp.clip(p, eps, 1 - eps)
+    q = jnp.clip(q, eps, 1 - eps)
+    return p * jnp.log(p / q) + (1 - p) * jnp.log((1 - p) / (1 - q))
+
+
+def kl_upper_bound(mean: Array, level: Array, iterations: int) -> Array:
+    """max{q in [mean, 1] : kl(mean, q) <= level}, by bisection (elementwise)."""
+    def body(_, bounds):
+        low, high = bounds
+        mid = 0.5 * (low + high)
+        inside = bernoulli_kl(mean, mid) <= level
+        return jnp.where(inside, mid, low), jnp.where(inside, high, mid)
+
+    low, high = jax.lax.fori_loop(0, iterations, body, (mean, jnp.ones_like(mean)))
+    return low
+
+
+@register_learner("klucb")
+class KLUCB(IndexPolicy):
+    needs_bounded_rewards = True
+    settings = (
+        Setting("c", 0.0, "constant c in the exploration level ln t + c ln ln t", low=0.0),
+        Setting("iterations", 20, "bisection steps for the KL upper bound", kind=int,
+                static=True, low=1),
+    )
+
+    def index(self, key, stats, obs, hparams):
+        t = rounds_played(obs)
+        log_t = jnp.log(t)
+        level = (log_t + hparams["c"] * jnp.log(jnp.maximum(log_t, 1.0))) / jnp.maximum(
+            stats.counts, 1.0)
+        return untried_first(kl_upper_bound(stats.means, level, self.iterations), stats.counts)
+
+
+@register_learner("thompson")
+class BetaThompson(IndexPolicy):
+    needs_bounded_rewards = True
+    settings = (
+        Setting("prior_alpha", 1.0, "Beta prior: pseudo-successes", low=0.0, low_open=True),
+        Setting("prior_beta", 1.0, "Beta prior: pseudo-failures", low=0.0, low_open=True),
+    )
+
+    def index(self, key, stats, obs, hparams):
+        return jax.random.beta(key, hparams["prior_alpha"] + stats.sums,
+                               hparams["prior_beta"] + stats.counts - stats.sums)
+
+
+@register_learner("gaussian_thompson")
+class GaussianThompson(IndexPolicy):
+    settings = (Setting("sigma", 1.0, "assumed reward noise standard deviation", low=0.0,
+                        low_open=True),)
+
+    def index(self, key, stats, obs, hparams):
+        n = stats.counts + 1.0
+        noise = jax.random.normal(key, (self.num_arms,))
+        return stats.sums / n + hparams["sigma"] * noise / jnp.sqrt(n)
+
+
+@struct.dataclass
+class WeightsState:
+    log_weights: Array   # [K]
+
+
+class _Exponential(Learner):
+    """Shared by EXP3 and EXP3-IX: sample from a distribution over arms, importance weights."""
+
+    needs_bounded_rewards = True
+
+    def init(self, key, hparams) -> WeightsState:
+        return WeightsState(log_weights=jnp.zeros((self.num_arms,), jnp.float32))
+
+    def act(self, key, state, obs, hparams):
+        return sample_from_probabilities(key, self.probabilities(state, hparams))
+
+    def probabilities(self, state: WeightsState, hparams) -> Array:
+        """The distribution the learner samples its arm from."""
+        return jax.nn.softmax(state.log_weights)
+
+
+@register_learner("exp3")
+class EXP3(_Exponential):
+    settings = (Setting("gamma", None, "exploration rate in (0, 1] (default: Corollary 3.2)",
+                        low=0.0, high=1.0, low_open=True, optional=True),)
+
+    @classmethod
+    def resolve(cls, values, context):
+        if values.get("gamma") is None:
+            k, t = context["num_arms"], context["horizon"]
+            values = dict(values, gamma=min(1.0, math.sqrt(k * math.log(k) / ((math.e - 1) * t))))
+        return values
+
+    def probabilities(self, state, hparams):
+        gamma = hparams["gamma"]
+        return (1 - gamma) * jax.nn.softmax(state.log_weights) + gamma / self.num_arms
+
+    def update_one(self, state, item, hparams):
+        arm = item.action.reshape(())
+        p = self.probabilities(state, hparams)[arm]
+        gain = hparams["gamma"] * item.reward / (p * self.num_arms)
+        return WeightsState(log_weights=state.log_weights
+                            + gain * jax.nn.one_hot(arm, self.num_arms))
+
+
+@register_learner("exp3_ix")
+class EXP3IX(_Exponential):
+    settings = (
+        Setting("eta", None, "learning rate (default sqrt(2 ln K / (K T)))", low=0.0,
+                low_open=True, optional=True),
+        Setting("gamma", None, "implicit exploration (default eta / 2)", low=0.0,
+                optional=True),
+    )
+
+    @classmethod
+    def resolve(cls, values, context):
+        values = dict(values)
+        if values.get("eta") is None:
+            k, t = context["num_arms"], context["horizon"]
+            values["eta"] = math.sqrt(2 * math.log(k) / (k * t))
+        if values.get("gamma") is None:
+            values["gamma"] = values["eta"] / 2
+        return values
+
+    def update_one(self, state, item, hparams):
+        # log_weights = -eta * cumulative estimated loss.
+        arm = item.action.reshape(())
+        p = self.probabilities(state, hparams)[arm]
+        loss = (1.0 - item.reward) / (p + hparams["gamma"])
+        return WeightsState(log_weights=state.log_weights
+                            - hparams["eta"] * loss * jax.nn.one_hot(arm, self.num_arms))
+
+
+@struct.dataclass
+class EliminationState:
+    stats: ArmStats
+    active: Array   # [K] bool
+
+
+@register_learner("successive_elimination")
+class SuccessiveElimination(Learner):
+    needs_bounded_rewards = True
+    settings = (Setting("delta", 0.05, "failure probability of the confidence bounds",
+                        low=0.0, high=1.0, low_open=True, high_open=True),)
+
+    def init(self, key, hparams):
+        return EliminationState(stats=ArmStats.zeros(self.num_arms),
+                                active=jnp.ones((self.num_arms,), bool))
+
+    def act(self, key, state, obs, hparams):
+        return random_argmax(key, jnp.where(state.active, -state.stats.counts, -jnp.inf))
+
+    def update(self, state, obs, action, feedback, hparams):
+        stats = state.stats.add(feedback)
+        n = jnp.maximum(stats.counts, 1.0)
+        radius = jnp.sqrt(jnp.log(4.0 * self.num_arms * n * n / hparams["delta"]) / (2.0 * n))
+        radius = jnp.where(stats.counts > 0, radius, jnp.inf)
+        best_lower = jnp.max(jnp.where(state.active, stats.means - radius, -jnp.inf))
+        active = state.active & (stats.means + radius >= best_lower)
+        return EliminationState(stats=stats, active=active)

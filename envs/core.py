@@ -1,0 +1,341 @@
+"""The environment protocol, the pytrees that cross it, settings and registries.
+
+Everything here follows ``shared/DESIGN.md`` ("The two protocols"): static structure (number of
+arms, feature dimension, buffer capacities) lives on the Python object and is fixed at trace
+time; everything that may be swept lives in pytrees of arrays, so a sweep is a ``vmap``.
+
+    Env:  sample_params(key, settings) -> Params        one problem instance (vmappable)
+          reset(key, params) -> EnvState
+          observe(key, state, params) -> Observation    this round's context (may be empty)
+          step(key, state, action, params) -> (EnvState, Feedback, StepInfo)
+
+``settings`` is the dict of an environment's swept (dynamic) settings as arrays; it is how a
+sweep over, say, a gap or a noise level reaches ``sample_params`` without a recompile.
+
+``Feedback`` is a fixed-shape batch with a validity mask: immediate feedback is a batch of one
+always-valid item, delayed feedback (``envs.delay.Delayed``) a batch of whatever has arrived.
+``StepInfo`` carries what regret needs and never reaches the learner.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import difflib
+import math
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+Array = jax.Array
+
+
+class ConfigError(ValueError):
+    """A user error in a config or a parameter, raised on the host before anything is traced."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pytrees crossing the protocol.
+# ---------------------------------------------------------------------------------------------
+@struct.dataclass
+class Observation:
+    """What the learner sees before acting.
+
+    features: [K, d] per-arm feature vectors (d = 0 for plain multi-armed bandits).
+    t: the round index (0-based), filled in by the runner.
+    """
+
+    features: Array
+    t: Array = 0
+
+
+@struct.dataclass
+class Feedback:
+    """A fixed-size batch of B feedback items; only items with ``mask`` set are real.
+
+    action:   [B] int32 arm (or [B, 2] for a pair action in dueling bandits).
+    features: [B, A, d] features of the A arms of that action when it was taken.
+    reward:   [B] float32 observed reward (dueling: 1.0 when action[..., 0] won the duel).
+    round:    [B] int32 round in which the action was taken.
+    mask:     [B] bool, True for an item that arrived this round.
+    """
+
+    action: Array
+    features: Array
+    reward: Array
+    round: Array
+    mask: Array
+
+    @property
+    def size(self) -> int:
+        return self.mask.shape[0]
+
+
+@struct.dataclass
+class StepInfo:
+    """What the runner records; never shown to the learner.
+
+    regret:  this round's pseudo-regret (expected reward of the best action minus that of the
+             chosen one), summed by the runner into the cumulative ``regret`` column.
+    metrics: further per-round scalars, each summed by the runner; ``Environment.metric_columns``
+             turns the sums into result columns (running means, fractions, ...).
+    """
+
+    regret: Array
+    metrics: dict = struct.field(default_factory=dict)
+
+
+def immediate_feedback(action: Array, features: Array, reward: Array, t: Array) -> Feedback:
+    """The batch of one always-valid item that a non-delayed environment returns each round."""
+    action = jnp.asarray(action, jnp.int32)
+    arms = action.reshape(-1)
+    return Feedback(
+        action=action[None],
+        features=jnp.asarray(features, jnp.float32)[arms][None],
+        reward=jnp.asarray(reward, jnp.float32).reshape(1),
+        round=jnp.asarray(t, jnp.int32).reshape(1),
+        mask=jnp.ones((1,), bool),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """Static facts about an environment that a learner is built from."""
+
+    num_arms: int
+    feature_dim: int = 0
+    action_arity: int = 1           # 1: one arm per round, 2: a pair of arms (dueling)
+    feedback_size: int = 1          # B, the size of the Feedback batch
+    reward_range: tuple[float, float] | None = (0.0, 1.0)   # None: unbounded (Gaussian noise)
+    bernoulli_rewards: bool = True  # rewards are 0/1
+    preference_feedback: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings: one declaration serves validation, sweeps, `banditjax list` and the docs.
+# ---------------------------------------------------------------------------------------------
+_KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string",
+               "vector": "a list of numbers"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting of an environment or hyper-parameter of a learner.
+
+    static: True when the value changes shapes or Python control flow (K, d, a buffer size, a
+        choice of variant); static settings are fixed at trace time, so a sweep over one compiles
+        once per value. Dynamic settings become arrays and a sweep over them is a ``vmap``.
+    kind: float, int, bool, str or "vector" (a list of numbers, e.g. arm means).
+    """
+
+    name: str
+    default: Any
+    doc: str
+    kind: Any = float
+    static: bool = False
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False      # the bound itself is not allowed
+    high_open: bool = False
+    choices: tuple | None = None
+    optional: bool = False      # None is an allowed value (e.g. "not given, draw it")
+
+    def describe_range(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        parts = []
+        if self.low is not None:
+            parts.append((">" if self.low_open else ">=") + f" {self.low:g}")
+        if self.high is not None:
+            parts.append(("<" if self.high_open else "<=") + f" {self.high:g}")
+        kind = _KIND_NAMES.get(self.kind, str(self.kind))
+        return kind + (" " + " and ".join(parts) if parts else "")
+
+    def validate(self, value: Any, where: str) -> Any:
+        """Checks one (non-sweep) value; returns it normalised or raises ConfigError."""
+        field = f"{where}.{self.name}"
+        if value is None:
+            if self.optional:
+                return None
+            raise ConfigError(f"{field}: a value is required ({self.describe_range()})")
+        if self.kind == "vector":
+            if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+            for v in value:
+                self._check_range(float(v), field, value)
+            return [float(v) for v in value]
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{field} = {value!r}: expected true or false")
+            return value
+        if self.kind is int:
+            if isinstance(value, bool) or not (isinstance(value, int) or (
+                    isinstance(value, float) and value.is_integer())):
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+            value = int(value)
+        elif self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+            value = float(value)
+            if math.isnan(value):
+                raise ConfigError(f"{field} = nan: expected {self.describe_range()}")
+        elif self.kind is str:
+            if not isinstance(value, str):
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+        if self.choices is not None:
+            if value not in self.choices:
+                hint = closest(str(value), [str(c) for c in self.choices])
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}" + hint)
+            return value
+        if self.kind in (int, float):
+            self._check_range(value, field, value)
+        return value
+
+    def _check_range(self, v: float, field: str, shown: Any) -> None:
+        bad = False
+        if self.low is not None:
+            bad |= v <= self.low if self.low_open else v < self.low
+        if self.high is not None:
+            bad |= v >= self.high if self.high_open else v > self.high
+        if bad:
+            raise ConfigError(f"{field} = {shown!r}: out of range, expected {self.describe_range()}")
+
+
+def is_sweep(setting: Setting, value: Any) -> bool:
+    """A list is a sweep axis, except for vector settings where a list of lists is."""
+    if setting.kind == "vector":
+        return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+            isinstance(v, (list, tuple)) for v in value)
+    return isinstance(value, (list, tuple))
+
+
+def closest(name: str, known: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class Configurable:
+    """Shared by environments, wrappers and learners: a declared tuple of ``Setting``s."""
+
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def setting(cls, name: str) -> Setting:
+        for s in cls.settings:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @classmethod
+    def static_settings(cls) -> tuple[Setting, ...]:
+        return tuple(s for s in cls.settings if s.static)
+
+    @classmethod
+    def dynamic_settings(cls) -> tuple[Setting, ...]:
+        return tuple(s for s in cls.settings if not s.static)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {s.name: s.default for s in cls.settings}
+
+    @classmethod
+    def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
+        """Fills defaults that depend on other values (context: horizon, num_arms, ...)."""
+        return values
+
+    @classmethod
+    def check_cross(cls, values: Mapping[str, Any], where: str) -> None:
+        """Checks that involve several settings at once (override; raise ConfigError)."""
+
+
+class Registry:
+    """Maps config names to classes; unknown names get the known list and the closest match."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type], type]:
+        def decorate(cls: type) -> type:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            cls.name = name
+            self._entries[name] = cls
+            return cls
+        return decorate
+
+    def get(self, name: Any, where: str) -> type:
+        if not isinstance(name, str) or name not in self._entries:
+            known = ", ".join(sorted(self._entries))
+            hint = closest(str(name), sorted(self._entries))
+            raise ConfigError(f"{where} = {name!r}: unknown {self.kind}{hint}; known: {known}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def items(self):
+        return sorted(self._entries.items())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+
+ENVS = Registry("environment")
+WRAPPERS = Registry("environment wrapper")
+register_env = ENVS.register
+register_wrapper = WRAPPERS.register
+
+
+# ---------------------------------------------------------------------------------------------
+# The environment base class.
+# ---------------------------------------------------------------------------------------------
+class Environment(Configurable, abc.ABC):
+    """Base class of every environment; subclasses set ``settings`` and the four functions.
+
+    The constructor receives the validated static settings as keyword arguments and stores them
+    on the object; the dynamic settings arrive in ``sample_params`` as a dict of arrays.
+    """
+
+    metric_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **static: Any):
+        for s in self.static_settings():
+            setattr(self, s.name, static.get(s.name, s.default))
+
+    @property
+    @abc.abstractmethod
+    def spec(self) -> EnvSpec:
+        """Static facts a learner is built from."""
+
+    @abc.abstractmethod
+    def sample_params(self, key: Array, settings: Mapping[str, Array]) -> Any:
+        """One problem instance from the dynamic settings."""
+
+    @abc.abstractmethod
+    def reset(self, key: Array, params: Any) -> Any:
+        """The state at round 0."""
+
+    @abc.abstractmethod
+    def observe(self, key: Array, state: Any, params: Any) -> Observation:
+        """This round's context."""
+
+    @abc.abstractmethod
+    def step(self, key: Array, state: Any, action: Array, params: Any):
+        """Plays an action: (new state, feedback, step info)."""
+
+    def metric_columns(self, sums: Mapping[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
+        """Turns the cumulative sums of the per-round metrics into result columns.
+
+        ``sums['regret']`` and ``sums[m]`` for each m in ``metric_names`` have shape [R, P];
+        ``t`` ([P]) is the number of rounds played at each recorded point. The default keeps the
+        cumulative regret and reports every other metric as its running mean up to t.
+        """
+        columns = {"regret": sums["regret"]}
+        for m in self.metric_names:
+            columns[m] = sums[m] / t[None, :]
+        return columns

@@ -1,0 +1,163 @@
+"""Stochastic K-armed bandits with Bernoulli or Gaussian rewards.
+
+The setting of Lattimore and Szepesvari, "Bandit Algorithms" (2020), ch. 4: arm a pays
+X_t ~ nu_a independently each round, and the pseudo-regret after T rounds is
+sum_t (mu* - mu_{A_t}) (their eq. 4.1 taken in expectation over rewards, not over actions).
+
+Instance generators (``generator``):
+- ``fixed``: the ``means`` given in the config;
+- ``uniform``: means i.i.d. Uniform(low, high), as in Chapelle and Li (2011);
+- ``gap``: one best arm at ``best`` and K-1 arms at ``best - gap``, the instances of Agrawal and
+  Goyal (2012) and Garivier and Cappe (2011) for Thompson sampling and KL-UCB;
+- ``linspace``: means evenly spaced in [low, high], as in bsuite's bandit experiments
+  (Osband et al. 2020).
+Generated arms are placed in a random order per instance, so no learner can profit from a
+preference for low indices.
+
+Rewards use common random numbers: a Bernoulli reward is ``u < mu_a`` with one uniform u per
+round, so two learners given the same run key face the same luck.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting,
+                       StepInfo, immediate_feedback, register_env)
+
+
+@struct.dataclass
+class MABParams:
+    means: Array  # [K]
+
+
+@struct.dataclass
+class MABState:
+    t: Array
+
+
+GENERATORS = ("fixed", "uniform", "gap", "linspace")
+
+
+def _common_settings(mean_low: float | None, mean_high: float | None) -> tuple[Setting, ...]:
+    return (
+        Setting("K", 10, "number of arms", kind=int, static=True, low=2),
+        Setting("generator", None, "how arm means are made: " + ", ".join(GENERATORS)
+                + " (default: 'fixed' when means are given, else 'uniform')",
+                kind=str, static=True, choices=GENERATORS, optional=True),
+        Setting("means", None, "arm means (generator = 'fixed'); giving them selects 'fixed'",
+                kind="vector", optional=True, low=mean_low, high=mean_high),
+        Setting("low", 0.0, "lowest mean (uniform and linspace)", low=mean_low, high=mean_high),
+        Setting("high", 1.0, "highest mean (uniform and linspace)", low=mean_low, high=mean_high),
+        Setting("best", 0.5, "mean of the best arm (gap)", low=mean_low, high=mean_high),
+        Setting("gap", 0.1, "best mean minus every other mean (gap)", low=0.0, low_open=True),
+    )
+
+
+class _StochasticMAB(Environment):
+    """Shared by the Bernoulli and Gaussian bandits: instances, observation and regret."""
+
+    @classmethod
+    def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
+        values = dict(values)
+        if values.get("generator") is None:
+            values["generator"] = "uniform" if values.get("means") is None else "fixed"
+        return values
+
+    @classmethod
+    def check_cross(cls, values: Mapping[str, Any], where: str) -> None:
+        k, means = values["K"], values.get("means")
+        if values["generator"] == "fixed":
+            if means is None:
+                raise ConfigError(f"{where}.means: required when generator = 'fixed' (a list of "
+                                  f"K = {k} numbers)")
+        if means is not None and len(means) != k:
+            raise ConfigError(f"{where}.means has {len(means)} values but K = {k}: give one mean "
+                              f"per arm")
+        if values["generator"] in ("uniform", "linspace") and values["low"] > values["high"]:
+            raise ConfigError(f"{where}.low = {values['low']} is above high = {values['high']}")
+        if values["generator"] == "gap" and values["best"] - values["gap"] < cls._mean_floor():
+            raise ConfigError(f"{where}.gap = {values['gap']}: best - gap = "
+                              f"{values['best'] - values['gap']:g} is below the smallest allowed "
+                              f"mean {cls._mean_floor():g}")
+
+    @classmethod
+    def _mean_floor(cls) -> float:
+        return -float("inf")
+
+    def sample_params(self, key: Array, settings: Mapping[str, Array]) -> MABParams:
+        k = self.K
+        if self.generator == "fixed":
+            return MABParams(means=jnp.asarray(settings["means"], jnp.float32))
+        order_key, draw_key = jax.random.split(key)
+        if self.generator == "uniform":
+            means = jax.random.uniform(draw_key, (k,), minval=settings["low"],
+                                       maxval=settings["high"])
+        elif self.generator == "gap":
+            means = jnp.full((k,), settings["best"] - settings["gap"]).at[0].set(settings["best"])
+        else:
+            means = jnp.linspace(settings["low"], settings["high"], k)
+        return MABParams(means=jax.random.permutation(order_key, means).astype(jnp.float32))
+
+    def reset(self, key: Array, params: MABParams) -> MABState:
+        return MABState(t=jnp.zeros((), jnp.int32))
+
+    def observe(self, key: Array, state: MABState, params: MABParams) -> Observation:
+        return Observation(features=jnp.zeros((self.K, 0), jnp.float32), t=state.t)
+
+    def step(self, key: Array, state: MABState, action: Array, params: MABParams):
+        mean = params.means[action]
+        reward = self.draw_reward(key, mean, params)
+        feedback = immediate_feedback(action, jnp.zeros((self.K, 0)), reward, state.t)
+        info = StepInfo(regret=jnp.max(params.means) - mean)
+        return MABState(t=state.t + 1), feedback, info
+
+    @abc.abstractmethod
+    def draw_reward(self, key: Array, mean: Array, params: MABParams) -> Array:
+        """One reward of an arm with expected reward ``mean``."""
+
+
+@register_env("bernoulli")
+class BernoulliBandit(_StochasticMAB):
+    """K arms paying 1 with probability mu_a and 0 otherwise."""
+
+    settings = _common_settings(0.0, 1.0)
+
+    @classmethod
+    def _mean_floor(cls) -> float:
+        return 0.0
+
+    @property
+    def spec(self) -> EnvSpec:
+        return EnvSpec(num_arms=self.K, reward_range=(0.0, 1.0), bernoulli_rewards=True)
+
+    def draw_reward(self, key, mean, params):
+        return (jax.random.uniform(key) < mean).astype(jnp.float32)
+
+
+@register_env("gaussian")
+class GaussianBandit(_StochasticMAB):
+    """K arms paying mu_a + sigma * N(0, 1)."""
+
+    settings = _common_settings(None, None) + (
+        Setting("sigma", 1.0, "reward noise standard deviation", low=0.0, low_open=True),)
+
+    @property
+    def spec(self) -> EnvSpec:
+        return EnvSpec(num_arms=self.K, reward_range=None, bernoulli_rewards=False)
+
+    def sample_params(self, key, settings):
+        return GaussianParams(means=super().sample_params(key, settings).means,
+                              sigma=jnp.asarray(settings["sigma"], jnp.float32))
+
+    def draw_reward(self, key, mean, params):
+        return mean + params.sigma * jax.random.normal(key)
+
+
+@struct.dataclass
+class GaussianParams(MABParams):
+    sigma: Array = 1.0

@@ -1,0 +1,205 @@
+"""The runner: every run of one (environment, learner) pair in one compiled call.
+
+DESIGN.md, "The runner". One run is a ``lax.scan`` of (observe, act, step, update) over rounds; a
+batch of runs is a ``vmap`` over (run key, environment settings, hyper-parameters). The scan is
+outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way as
+``vmap(scan(round))``) so that the round index ``t`` stays an unbatched scalar: recording the
+metrics at the log-spaced grid is then one dynamic-slice write per round into a
+``[runs, points + 1, metrics]`` buffer (the extra slot takes the writes of unrecorded rounds), and
+rounds past the horizon in the last chunk are skipped by a real ``lax.cond``.
+
+Keys: ``round key = fold_in(run_key, t)``, with the run key derived from (seed, instance) by the
+config layer. Nothing depends on batch size, chunk size or device count.
+
+Time is cut into chunks of ``chunk`` rounds: one compiled ``scan`` per chunk, a Python loop over
+chunks, between which the host shows progress and may checkpoint the whole carry.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from bandits.core import Learner
+from envs.core import Environment
+
+
+def record_grid(horizon: int, points: int) -> np.ndarray:
+    """About ``points`` log-spaced rounds in [1, horizon] (1-based, unique, always with horizon)."""
+    grid = np.unique(np.round(np.logspace(0.0, math.log10(horizon), max(points, 1))).astype(int))
+    grid = grid[(grid >= 1) & (grid <= horizon)]
+    return np.unique(np.append(grid, horizon)).astype(np.int32)
+
+
+@struct.dataclass
+class Carry:
+    """Everything that changes from round to round, each leaf with the run axis first."""
+
+    env_state: Any
+    learner_state: Any
+    sums: jax.Array       # [R, M] cumulative sums of the per-round metrics
+    records: jax.Array    # [R, P + 1, M] sums at the recorded rounds (slot P: scratch)
+
+
+@struct.dataclass
+class Constants:
+    """What stays fixed during a run, each leaf with the run axis first."""
+
+    params: Any
+    hparams: Any
+    round_key: jax.Array
+
+
+@dataclasses.dataclass
+class SimulationResult:
+    columns: dict[str, np.ndarray]   # name -> [R, P] (regret and the environment's metrics)
+    t: np.ndarray                    # [P] recorded rounds (1-based)
+    compile_seconds: float
+    run_seconds: float
+    agent_steps: int
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.agent_steps / max(self.run_seconds, 1e-12)
+
+
+class Simulation:
+    """Compiled functions for one (environment, learner, horizon, record grid, chunk)."""
+
+    def __init__(self, env: Environment, learner: Learner, horizon: int, record: np.ndarray,
+                 chunk: int):
+        self.env, self.learner = env, learner
+        self.horizon, self.chunk = int(horizon), int(chunk)
+        self.grid = np.asarray(record, np.int32)
+        self.metric_names = ("regret",) + tuple(env.metric_names)
+        self._init = jax.jit(jax.vmap(self._init_run))
+        self._chunk = jax.jit(self._run_chunk, donate_argnums=0)
+
+    # -- one run --------------------------------------------------------------------------
+    def _init_run(self, run_key, instance_key, env_settings, hparams):
+        params = self.env.sample_params(instance_key, env_settings)
+        reset_key, init_key, round_key = jax.random.split(run_key, 3)
+        env_state = self.env.reset(reset_key, params)
+        learner_state = self.learner.init(init_key, hparams)
+        m = len(self.metric_names)
+        carry = Carry(env_state=env_state, learner_state=learner_state,
+                      sums=jnp.zeros((m,), jnp.float32),
+                      records=jnp.zeros((len(self.grid) + 1, m), jnp.float32))
+        return carry, Constants(params=params, hparams=hparams, round_key=round_key)
+
+    def _round(self, env_state, learner_state, sums, consts: Constants, t):
+        obs_key, act_key, env_key = jax.random.split(jax.random.fold_in(consts.round_key, t), 3)
+        obs = self.env.observe(obs_key, env_state, consts.params).replace(t=t)
+        action = self.learner.act(act_key, learner_state, obs, consts.hparams)
+        env_state, feedback, info = self.env.step(env_key, env_state, action, consts.params)
+        learner_state = self.learner.update(learner_state, obs, action, feedback,
+                                            consts.hparams)
+        per_round = jnp.stack([info.regret] + [info.metrics[m] for m in self.metric_names[1:]])
+        return env_state, learner_state, sums + per_round.astype(jnp.float32)
+
+    # -- a chunk of rounds for all runs ---------------------------------------------------
+    def _run_chunk(self, carry: Carry, consts: Constants, start):
+        grid = jnp.asarray(self.grid)
+        points = len(self.grid)
+
+        def live(carry, t):
+            env_state, learner_state, sums = jax.vmap(self._round, in_axes=(0, 0, 0, 0, None))(
+                carry.env_state, carry.learner_state, carry.sums, consts, t)
+            where = jnp.searchsorted(grid, t + 1)
+            slot = jnp.where(grid[jnp.minimum(where, points - 1)] == t + 1, where, points)
+            records = jax.lax.dynamic_update_slice_in_dim(carry.records, sums[:, None, :],
+                                                          slot, axis=1)
+            return Carry(env_state, learner_state, sums, records)
+
+        def body(carry, offset):
+            t = start + offset
+            return jax.lax.cond(t < self.horizon, live, lambda c, _: c, carry, t), None
+
+        return jax.lax.scan(body, carry, jnp.arange(self.chunk, dtype=jnp.int32))[0]
+
+    # -- host side ------------------------------------------------------------------------
+    def initial(self, run_keys, instance_keys, env_settings, hparams):
+        return self._init(run_keys, instance_keys, env_settings, hparams)
+
+    def compile(self, carry, consts):
+        """Ahead-of-time compilation of the chunk function; returns it and the seconds it took."""
+        start = time.perf_counter()
+        compiled = self._chunk.lower(carry, consts, jnp.int32(0)).compile()
+        return compiled, time.perf_counter() - start
+
+    def columns(self, records: np.ndarray) -> dict[str, np.ndarray]:
+        sums = {name: records[:, :len(self.grid), i] for i, name in enumerate(self.metric_names)}
+        return self.env.metric_columns(sums, self.grid.astype(np.float64))
+
+
+def _pad_runs(tree: Any, size: int) -> Any:
+    """Pads the run axis to ``size`` by repeating run 0 (padded runs are dropped afterwards)."""
+    def pad(x):
+        x = np.asarray(x)
+        if x.shape[0] == size:
+            return x
+        return np.concatenate([x, np.repeat(x[:1], size - x.shape[0], axis=0)], axis=0)
+    return jax.tree_util.tree_map(pad, tree)
+
+
+def run_sharding(devices: list | None):
+    """NamedSharding of the run axis over ``devices`` (DESIGN.md, "Devices")."""
+    devices = list(devices if devices is not None else jax.devices())
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    return NamedSharding(mesh, PartitionSpec("runs")), len(devices)
+
+
+def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
+             instance_keys: np.ndarray, env_settings: Mapping[str, np.ndarray],
+             hparams: Mapping[str, np.ndarray], horizon: int, record: np.ndarray,
+             chunk: int | None = None, batch: int | None = None, devices: list | None = None,
+             progress: Callable[[int], None] | None = None) -> SimulationResult:
+    """Runs every run (leading axis of the inputs) for ``horizon`` rounds.
+
+    run_keys, instance_keys: [R, 2] uint32 raw PRNG keys. env_settings, hparams: dicts of
+    [R, ...] arrays. batch: at most this many runs per compiled call (memory); devices: shard the
+    run axis over these (default: all local devices). progress(n) is called with the number of
+    agent-steps done after each chunk.
+    """
+    runs = int(np.asarray(run_keys).shape[0])
+    chunk = int(chunk or default_chunk(horizon))
+    chunk = max(1, min(chunk, horizon))
+    sharding, n_devices = run_sharding(devices)
+    batch = int(batch or runs)
+    batch = int(math.ceil(min(batch, runs) / n_devices) * n_devices)
+    sim = Simulation(env, learner, horizon, record, chunk)
+    inputs = (np.asarray(run_keys, np.uint32), np.asarray(instance_keys, np.uint32),
+              dict(env_settings), dict(hparams))
+    compiled, compile_seconds, run_seconds = None, 0.0, 0.0
+    outputs = []
+    for lo in range(0, runs, batch):
+        part = jax.tree_util.tree_map(lambda x: np.asarray(x)[lo:lo + batch], inputs)
+        size = part[0].shape[0]
+        part = jax.device_put(_pad_runs(part, batch), sharding)
+        carry, consts = sim.initial(*part)
+        if compiled is None:
+            compiled, compile_seconds = sim.compile(carry, consts)
+        start = time.perf_counter()
+        for t0 in range(0, horizon, chunk):
+            carry = compiled(carry, consts, jnp.int32(t0))
+            if progress is not None:
+                jax.block_until_ready(carry.sums)
+                progress(size * (min(t0 + chunk, horizon) - t0))
+        records = np.asarray(jax.device_get(carry.records))[:size]
+        run_seconds += time.perf_counter() - start
+        outputs.append(records)
+    columns = sim.columns(np.concatenate(outputs, axis=0))
+    return SimulationResult(columns=columns, t=sim.grid.copy(), compile_seconds=compile_seconds,
+                            run_seconds=run_seconds, agent_steps=runs * horizon)
+
+
+def default_chunk(horizon: int) -> int:
+    """About 100 chunks (progress and checkpoints every 1%), at least 100 rounds each."""
+    return max(100, math.ceil(horizon / 100))
