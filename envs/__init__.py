@@ -1,3 +1,4 @@
 """Environments: importing this package registers every environment and wrapper."""
 from envs import core, mab  # noqa: F401
+from envs import linear  # noqa: F401
 from envs.core import ENVS, WRAPPERS, ConfigError, Environment, EnvSpec  # noqa: F401
