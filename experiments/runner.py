@@ -6,7 +6,7 @@ outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way
 ``vmap(scan(round))``) so that the round index ``t`` stays an unbatched scalar: recording the
 metrics at the log-spaced grid is then one dynamic-slice write per round into a
 ``[runs, points + 1, metrics]`` buffer (the extra slot takes the writes of unrecorded rounds), and
-rounds past the horizon in the last chunk are skipped by a real ``lax.cond``.
+a horizon that the chunk does not divide gets a second, shorter compiled chunk.
 
 Keys: ``round key = fold_in(run_key, t)``, with the run key derived from (seed, instance) by the
 config layer. Nothing depends on batch size, chunk size or device count.
@@ -80,7 +80,7 @@ class Simulation:
         self.grid = np.asarray(record, np.int32)
         self.metric_names = ("regret",) + tuple(env.metric_names)
         self._init = jax.jit(jax.vmap(self._init_run))
-        self._chunk = jax.jit(self._run_chunk, donate_argnums=0)
+        self._chunk = jax.jit(self._run_chunk, donate_argnums=0, static_argnums=3)
 
     # -- one run --------------------------------------------------------------------------
     def _init_run(self, run_key, instance_key, env_settings, hparams):
@@ -95,44 +95,64 @@ class Simulation:
         return carry, Constants(params=params, hparams=hparams, round_key=round_key)
 
     def _round(self, env_state, learner_state, sums, consts: Constants, t):
-        obs_key, act_key, env_key = jax.random.split(jax.random.fold_in(consts.round_key, t), 3)
-        obs = self.env.observe(obs_key, env_state, consts.params).replace(t=t)
-        action = self.learner.act(act_key, learner_state, obs, consts.hparams)
-        env_state, feedback, info = self.env.step(env_key, env_state, action, consts.params)
+        # One fold_in per consumer rather than a split: XLA drops the hashes of keys nobody
+        # uses (most observe functions), and threefry dominates the cost of small learners.
+        round_key = jax.random.fold_in(consts.round_key, t)
+        obs = self.env.observe(jax.random.fold_in(round_key, 0), env_state,
+                               consts.params).replace(t=t)
+        action = self.learner.act(jax.random.fold_in(round_key, 1), learner_state, obs,
+                                  consts.hparams)
+        env_state, feedback, info = self.env.step(jax.random.fold_in(round_key, 2), env_state,
+                                                  action, consts.params)
         learner_state = self.learner.update(learner_state, obs, action, feedback,
                                             consts.hparams)
         per_round = jnp.stack([info.regret] + [info.metrics[m] for m in self.metric_names[1:]])
         return env_state, learner_state, sums + per_round.astype(jnp.float32)
 
     # -- a chunk of rounds for all runs ---------------------------------------------------
-    def _run_chunk(self, carry: Carry, consts: Constants, start):
+    def _run_chunk(self, carry: Carry, consts: Constants, start, length: int):
         grid = jnp.asarray(self.grid)
         points = len(self.grid)
 
-        def live(carry, t):
+        def body(carry, offset):
+            t = start + offset
             env_state, learner_state, sums = jax.vmap(self._round, in_axes=(0, 0, 0, 0, None))(
                 carry.env_state, carry.learner_state, carry.sums, consts, t)
             where = jnp.searchsorted(grid, t + 1)
             slot = jnp.where(grid[jnp.minimum(where, points - 1)] == t + 1, where, points)
             records = jax.lax.dynamic_update_slice_in_dim(carry.records, sums[:, None, :],
                                                           slot, axis=1)
-            return Carry(env_state, learner_state, sums, records)
+            return Carry(env_state, learner_state, sums, records), None
 
-        def body(carry, offset):
-            t = start + offset
-            return jax.lax.cond(t < self.horizon, live, lambda c, _: c, carry, t), None
-
-        return jax.lax.scan(body, carry, jnp.arange(self.chunk, dtype=jnp.int32))[0]
+        return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32))[0]
 
     # -- host side ------------------------------------------------------------------------
     def initial(self, run_keys, instance_keys, env_settings, hparams):
         return self._init(run_keys, instance_keys, env_settings, hparams)
 
-    def compile(self, carry, consts):
-        """Ahead-of-time compilation of the chunk function; returns it and the seconds it took."""
+    def chunk_lengths(self) -> list[int]:
+        """The distinct chunk lengths: the chunk, and the remainder when it does not divide T."""
+        lengths = [self.chunk]
+        if self.horizon % self.chunk:
+            lengths.append(self.horizon % self.chunk)
+        return lengths
+
+    def compile(self, carry, consts) -> tuple[dict, float]:
+        """Ahead-of-time compilation: {chunk length: compiled function} and the seconds taken."""
         start = time.perf_counter()
-        compiled = self._chunk.lower(carry, consts, jnp.int32(0)).compile()
+        compiled = {n: self._chunk.lower(carry, consts, jnp.int32(0), n).compile()
+                    for n in self.chunk_lengths()}
         return compiled, time.perf_counter() - start
+
+    def run_chunks(self, compiled: dict, carry: Carry, consts: Constants, start: int = 0,
+                   on_chunk: Callable[[int, Carry], None] | None = None) -> Carry:
+        """Runs rounds [start, horizon) chunk by chunk; on_chunk(rounds_done, carry) after each."""
+        for t0 in range(start, self.horizon, self.chunk):
+            length = min(self.chunk, self.horizon - t0)
+            carry = compiled[length](carry, consts, jnp.int32(t0))
+            if on_chunk is not None:
+                on_chunk(t0 + length, carry)
+        return carry
 
     def columns(self, records: np.ndarray) -> dict[str, np.ndarray]:
         sums = {name: records[:, :len(self.grid), i] for i, name in enumerate(self.metric_names)}
@@ -187,11 +207,15 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
         if compiled is None:
             compiled, compile_seconds = sim.compile(carry, consts)
         start = time.perf_counter()
-        for t0 in range(0, horizon, chunk):
-            carry = compiled(carry, consts, jnp.int32(t0))
+        done = [0]
+
+        def report(rounds_done: int, carry: Carry) -> None:
             if progress is not None:
                 jax.block_until_ready(carry.sums)
-                progress(size * (min(t0 + chunk, horizon) - t0))
+                progress(size * (rounds_done - done[0]))
+                done[0] = rounds_done
+
+        carry = sim.run_chunks(compiled, carry, consts, on_chunk=report)
         records = np.asarray(jax.device_get(carry.records))[:size]
         run_seconds += time.perf_counter() - start
         outputs.append(records)
@@ -201,5 +225,16 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
 
 
 def default_chunk(horizon: int) -> int:
-    """About 100 chunks (progress and checkpoints every 1%), at least 100 rounds each."""
-    return max(100, math.ceil(horizon / 100))
+    """About 100 chunks (progress and checkpoints every 1%), at least 100 rounds each.
+
+    A divisor of the horizon near that target is preferred: then one chunk length is compiled,
+    not two (the remainder chunk costs a second compilation).
+    """
+    target = max(100, math.ceil(horizon / 100))
+    if target >= horizon:
+        return horizon
+    for delta in range(0, target // 2):
+        for candidate in (target + delta, target - delta):
+            if 0 < candidate <= horizon and horizon % candidate == 0:
+                return candidate
+    return target
