@@ -65,6 +65,16 @@ class Learner(Configurable, abc.ABC):
         if problem:
             raise ConfigError(f"{where} = {cls.name!r} cannot run here: {problem}")
 
+    @classmethod
+    def from_environment(cls, values: dict, env_values: Mapping[str, Any]) -> dict:
+        """Run by run, after sweeps are expanded: hyper-parameters that follow the environment.
+
+        ``env_values`` are the run's environment settings, wrapper ones as "delay.mean". The
+        default changes nothing; LDB-DF (``bandits/dueling.py``) fills its unset delay_* settings
+        from ``[env.delay]`` so that a sweep over the delay keeps the learner told the true law.
+        """
+        return values
+
     @abc.abstractmethod
     def init(self, key: Array, hparams: Mapping[str, Array]) -> Any:
         """The learner's state before round 0."""

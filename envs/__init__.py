@@ -1,4 +1,8 @@
 """Environments: importing this package registers every environment and wrapper."""
 from envs import core, mab  # noqa: F401
 from envs import linear  # noqa: F401
+from envs import nonlinear  # noqa: F401
+from envs import dueling  # noqa: F401
+from envs import delay  # noqa: F401
+from envs import routing  # noqa: F401
 from envs.core import ENVS, WRAPPERS, ConfigError, Environment, EnvSpec  # noqa: F401

@@ -45,10 +45,14 @@ class Observation:
 
     features: [K, d] per-arm feature vectors (d = 0 for plain multi-armed bandits).
     t: the round index (0-based), filled in by the runner.
+    expected_rewards: optional [K] expected reward of every arm this round, set only by
+        environments that support an oracle baseline (``routing``); None elsewhere. Only the
+        ``oracle`` learner may read it.
     """
 
     features: Array
     t: Array = 0
+    expected_rewards: Array | None = None
 
 
 @struct.dataclass
@@ -60,6 +64,9 @@ class Feedback:
     reward:   [B] float32 observed reward (dueling: 1.0 when action[..., 0] won the duel).
     round:    [B] int32 round in which the action was taken.
     mask:     [B] bool, True for an item that arrived this round.
+    extras:   optional environment-specific signals, name -> [B] array (empty for most
+              environments; ``routing`` reports 'quality', the observed quality outcome, and
+              'cost', the normalised cost, beside the scalarised ``reward``).
     """
 
     action: Array
@@ -67,6 +74,7 @@ class Feedback:
     reward: Array
     round: Array
     mask: Array
+    extras: dict = struct.field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -87,8 +95,12 @@ class StepInfo:
     metrics: dict = struct.field(default_factory=dict)
 
 
-def immediate_feedback(action: Array, features: Array, reward: Array, t: Array) -> Feedback:
-    """The batch of one always-valid item that a non-delayed environment returns each round."""
+def immediate_feedback(action: Array, features: Array, reward: Array, t: Array,
+                       extras: Mapping[str, Array] | None = None) -> Feedback:
+    """The batch of one always-valid item that a non-delayed environment returns each round.
+
+    extras: optional name -> scalar signals, returned as [1] arrays in ``Feedback.extras``.
+    """
     action = jnp.asarray(action, jnp.int32)
     arms = action.reshape(-1)
     return Feedback(
@@ -97,6 +109,7 @@ def immediate_feedback(action: Array, features: Array, reward: Array, t: Array) 
         reward=jnp.asarray(reward, jnp.float32).reshape(1),
         round=jnp.asarray(t, jnp.int32).reshape(1),
         mask=jnp.ones((1,), bool),
+        extras={k: jnp.asarray(v, jnp.float32).reshape(1) for k, v in (extras or {}).items()},
     )
 
 
@@ -250,6 +263,13 @@ class Configurable:
     @classmethod
     def check_cross(cls, values: Mapping[str, Any], where: str) -> None:
         """Checks that involve several settings at once (override; raise ConfigError)."""
+
+    @classmethod
+    def specialise(cls, table: Mapping[str, Any], where: str) -> type:
+        """The class a config table builds: itself, unless the settings it accepts depend on a
+        choice in the table (``joulani``'s ``base`` learner, whose hyper-parameters it takes
+        too), in which case a subclass declaring them. Called by the config layer."""
+        return cls
 
 
 class Registry:

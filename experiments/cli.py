@@ -15,15 +15,29 @@ from envs.core import ConfigError
 def _cmd_run(args: argparse.Namespace) -> int:
     from analysis.metrics import final_summary, format_table
     from experiments import config as config_lib
-    from experiments.experiment import prepare_out_dir, run_experiment
+    from experiments import distributed
+    from experiments.experiment import prepare_out_dir, prepare_resume, run_experiment
 
+    # Before anything touches JAX: join the other processes of a multi-host run.
+    distributed.initialize(distributed.launch_settings(
+        args.coordinator, args.num_processes, args.process_id))
     config = config_lib.load(args.config, args.set or [])
     if args.logx:
         config.setdefault("plot", {})["logx"] = True
+    if args.devices is not None:
+        config.setdefault("run", {})["devices"] = args.devices
+    if args.checkpoint_every is not None:
+        config.setdefault("run", {})["checkpoint_every"] = args.checkpoint_every
     experiment = config_lib.build(config)          # every check happens here, before tracing
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
-    prepare_out_dir(out, args.force)
-    frame, meta = run_experiment(experiment, out, progress=not args.quiet)
+    if args.resume:
+        prepare_resume(out)
+    else:
+        prepare_out_dir(out, args.force)
+    distributed.barrier("banditjax-out-dir-checked")
+    frame, meta = run_experiment(experiment, out, progress=not args.quiet, resume=args.resume)
+    if frame is None:                              # not process 0 of a multi-process run
+        return 0
     metrics = tuple(m for m in ("regret", "weak_regret", "quality", "cost") if m in frame)
     table = final_summary(frame, metrics)
     print(format_table(table.drop(columns=["learner"])))
@@ -100,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="overwrite an existing results folder")
     run.add_argument("--logx", action="store_true", help="logarithmic t axis in the plot")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--devices", type=int, metavar="N",
+                     help="shard the runs over the first N local devices (default: all; "
+                          "same as --set run.devices=N)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the interrupted run whose checkpoint is in --out (same "
+                          "config and --set options); results equal an uninterrupted run")
+    run.add_argument("--checkpoint-every", type=int, metavar="CHUNKS",
+                     help="save the whole state every CHUNKS chunks (default 10, about every "
+                          "10%% of the horizon; 0: never; same as --set run.checkpoint_every)")
+    multi = run.add_argument_group(
+        "multi-process runs (one command per process; or JAX_COORDINATOR_ADDRESS, "
+        "JAX_NUM_PROCESSES, JAX_PROCESS_ID)")
+    multi.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="address of process 0, as for jax.distributed.initialize")
+    multi.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+    multi.add_argument("--process-id", type=int, metavar="I", help="this process, 0 .. N-1")
     run.set_defaults(func=_cmd_run)
 
     plot = commands.add_parser("plot", help="redraw the figures of a results folder")

@@ -2,7 +2,8 @@
 
 The layout (README, "Config files"):
 
-    [run]            horizon, seeds, seed, record, instances, chunk, batch, devices
+    [run]            horizon, seeds, seed, record, instances, chunk, batch, devices,
+                     checkpoint_every
     [env]            name = "<environment>" and its settings; wrapper tables such as [env.delay]
     [[learner]]      name = "<learner>", optional label, and its hyper-parameters (one per learner)
     [plot]           logx, logy
@@ -50,6 +51,8 @@ RUN_SETTINGS = (
             kind=int, low=1, optional=True),
     Setting("devices", None, "shard runs over this many local devices (default: all)",
             kind=int, low=1, optional=True),
+    Setting("checkpoint_every", 10, "save the whole state to DIR/checkpoint every this many "
+            "chunks, for --resume (0: never)", kind=int, low=0),
 )
 PLOT_SETTINGS = (
     Setting("logx", False, "logarithmic t axis", kind=bool),
@@ -329,7 +332,7 @@ def build(config: Mapping) -> Experiment:
         if "name" not in table:
             raise ConfigError(f"{where}.name: missing; known learners: "
                               f"{', '.join(LEARNERS.names())}")
-        learner_cls = LEARNERS.get(table["name"], f"{where}.name")
+        learner_cls = LEARNERS.get(table["name"], f"{where}.name").specialise(table, where)
         label = table.get("label", table["name"])
         if not isinstance(label, str):
             raise ConfigError(f"{where}.label = {label!r}: expected a string")
@@ -338,7 +341,8 @@ def build(config: Mapping) -> Experiment:
             env = _build_env(env_cls, env_list[0])
             learner_cls.check_spec(env.spec, f"{where}.name")
             context = {"horizon": horizon, "num_arms": env.spec.num_arms,
-                       "feature_dim": env.spec.feature_dim}
+                       "feature_dim": env.spec.feature_dim,
+                       "env": env_list[0].flat()}   # static env settings hold group-wide
             combos = expand_settings(learner_cls, table, where, context, extra_keys=("label",))
             all_combos.append((env, env_list, combos))
         varying = _varying([c for _, _, combos in all_combos for c in combos])
@@ -366,6 +370,7 @@ def _make_group(env, env_cls, env_list, env_varying, learner, learner_cls, learn
     rows, env_rows, hp_rows = [], [], []
     for env_combo in env_list:
         for combo in learner_combos:
+            combo = learner_cls.from_environment(combo, env_combo.flat())
             for instance in instances:
                 for seed in seeds:
                     env_rows.append(env_combo)

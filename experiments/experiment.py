@@ -5,6 +5,8 @@
 ``DIR/meta.json``        versions, device, git commit, wall and compile time, agent-steps/s, peak
                          memory
 ``DIR/regret.png/.pdf``  mean cumulative regret with 95% bands per learner setting
+``DIR/checkpoint``       while running: the whole state, to continue with ``--resume``
+                         (``experiments/checkpoint.py``); deleted when the results are written
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
 """
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from envs.core import ConfigError
+from experiments import checkpoint as checkpoint_lib
 from experiments import config as config_lib
 from experiments.runner import record_grid, simulate
 
@@ -68,6 +71,26 @@ def prepare_out_dir(out: Path, force: bool) -> Path:
     if out.exists() and any(out.iterdir()) and not force:
         raise ConfigError(f"--out {str(out)!r} already holds files; choose another folder or "
                           f"pass --force to overwrite them")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def prepare_resume(out: Path) -> Path:
+    """--resume: ``out`` must hold a checkpoint, or nothing yet (then the run starts afresh)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
+    if out.exists() and not any(out.glob("checkpoint*")):
+        if (out / "results.parquet").exists():
+            raise ConfigError(f"--resume: {str(out)!r} holds finished results and no "
+                              f"checkpoint, so there is nothing to resume (pass --force instead "
+                              f"of --resume to run again)")
+        if any(out.iterdir()):
+            raise ConfigError(f"--resume: {str(out)!r} holds no checkpoint; choose another "
+                              f"folder, or pass --force instead of --resume")
+    if not out.exists() or not any(out.glob("checkpoint*")):
+        print(f"note: no checkpoint in {str(out)!r}; starting from the first round",
+              file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -144,58 +167,179 @@ def tidy(group_runs: pd.DataFrame, t: np.ndarray, columns: dict[str, np.ndarray]
     return frame
 
 
+def _use_devices(run: dict, devices: list | None) -> list | None:
+    """The devices to shard runs over: ``devices``, else the first run.devices, else all."""
+    if devices is not None or not run.get("devices"):
+        return devices
+    if jax.process_count() > 1:
+        raise ConfigError(f"run.devices = {run['devices']}: not available in a multi-process "
+                          f"run, which shards over every device of every process")
+    available = jax.devices()
+    if run["devices"] > len(available):
+        raise ConfigError(f"run.devices = {run['devices']}: only {len(available)} "
+                          f"device(s) visible")
+    return available[:run["devices"]]
+
+
+def _steps_done(experiment: config_lib.Experiment,
+                resume: checkpoint_lib.ExperimentState | None) -> int:
+    """Agent-steps a resumed experiment has behind it (for the progress bar)."""
+    if resume is None:
+        return 0
+    horizon = experiment.run["horizon"]
+    steps = sum(len(g.runs) for g in experiment.groups[:resume.group]) * horizon
+    if resume.progress is not None and resume.group < len(experiment.groups):
+        runs = len(experiment.groups[resume.group].runs)
+        batch = experiment.run["batch"] or runs
+        steps += sum(len(r) for r, _ in resume.progress.finished) * horizon
+        steps += resume.progress.rounds * min(batch, runs - resume.progress.batch * batch)
+    return steps
+
+
 def simulate_experiment(experiment: config_lib.Experiment, progress: bool = True,
-                        devices: list | None = None) -> tuple[pd.DataFrame, dict]:
-    """Runs every group; returns the tidy frame and the timing facts for meta.json."""
+                        devices: list | None = None, checkpoint: Path | None = None,
+                        resume: checkpoint_lib.ExperimentState | None = None
+                        ) -> tuple[pd.DataFrame, dict]:
+    """Runs every group; returns the tidy frame and the timing facts for meta.json.
+
+    checkpoint: write the whole state there every run.checkpoint_every chunks and at every group
+    boundary; resume: a state read back from such a file (groups done are not run again). With
+    several processes the frame holds the runs of this process.
+    """
     run = experiment.run
     grid = record_grid(run["horizon"], run["record"])
-    if devices is None and run.get("devices"):
-        available = jax.devices()
-        if run["devices"] > len(available):
-            raise ConfigError(f"run.devices = {run['devices']}: only {len(available)} "
-                              f"device(s) visible")
-        devices = available[:run["devices"]]
+    devices = _use_devices(run, devices)
+    every = run.get("checkpoint_every") or 0
+    fingerprint, relevant = checkpoint_lib.fingerprint_config(experiment.config)
+    done = list(resume.done) if resume is not None else []
+    first = resume.group if resume is not None else 0
     total = experiment.total_runs * run["horizon"]
-    bar = Progress(total, progress)
-    frames, timings = [], []
+    bar = Progress(total, progress and jax.process_index() == 0)
+    bar(_steps_done(experiment, resume))
+
+    def save(group: int, state) -> None:
+        if checkpoint is not None:
+            checkpoint_lib.save(checkpoint, checkpoint_lib.ExperimentState(
+                fingerprint=fingerprint, config=relevant, done=done, group=group,
+                progress=state))
+
     start = time.perf_counter()
     try:
-        for group in experiment.groups:
+        for index, group in enumerate(experiment.groups):
+            if index < first:
+                continue
             bar.describe(f"{group.runs['learner'].iloc[0]} ({len(group.runs)} runs)")
             result = simulate(group.env, group.learner, run_keys=group.run_keys,
                               instance_keys=group.instance_keys, env_settings=group.env_settings,
                               hparams=group.hparams, horizon=run["horizon"], record=grid,
                               chunk=run["chunk"], batch=run["batch"], devices=devices,
-                              progress=bar)
-            frames.append(tidy(group.runs, result.t, result.columns))
-            timings.append({"learner": group.runs["learner"].iloc[0],
-                            "runs": len(group.runs),
-                            "compile_seconds": round(result.compile_seconds, 4),
-                            "run_seconds": round(result.run_seconds, 4),
-                            "agent_steps_per_second": result.steps_per_second})
+                              progress=bar,
+                              resume=resume.progress if resume is not None and index == first
+                              else None,
+                              checkpoint_every=every if checkpoint is not None else 0,
+                              on_checkpoint=lambda state, index=index: save(index, state))
+            timing = {"learner": group.runs["learner"].iloc[0], "runs": len(group.runs),
+                      "compile_seconds": round(result.compile_seconds, 4),
+                      "run_seconds": round(result.run_seconds, 4),
+                      "agent_steps_per_second": result.steps_per_second}
+            done.append(checkpoint_lib.GroupResult(runs=result.runs, t=result.t,
+                                                   columns=result.columns, timing=timing))
+            if every and index + 1 < len(experiment.groups):
+                save(index + 1, None)
     finally:
         bar.close()
     wall = time.perf_counter() - start
+    frames = [tidy(group.runs.iloc[result.runs], result.t, result.columns)
+              for group, result in zip(experiment.groups, done)]
+    timings = [result.timing for result in done]
     run_seconds = sum(t["run_seconds"] for t in timings)
     facts = {"wall_seconds": round(wall, 3),
              "compile_seconds": round(sum(t["compile_seconds"] for t in timings), 3),
              "run_seconds": round(run_seconds, 3),
              "agent_steps": total,
              "agent_steps_per_second": total / max(run_seconds, 1e-12),
+             "resumed": resume is not None,
              "groups": timings}
     return pd.concat(frames, ignore_index=True), facts
 
 
+def memory_facts() -> dict[str, Any]:
+    """Peak host memory of this process, and peak device memory where the backend reports it."""
+    facts: dict[str, Any] = {"peak_memory_mib": round(peak_memory_mib(), 1)}
+    device_peaks = []
+    for device in jax.local_devices():
+        try:
+            stats = device.memory_stats() or {}
+        except Exception:  # noqa: BLE001  (backends without memory statistics)
+            stats = {}
+        if "peak_bytes_in_use" in stats:
+            device_peaks.append(round(stats["peak_bytes_in_use"] / 2 ** 20, 1))
+    if device_peaks:
+        facts["peak_device_memory_mib"] = device_peaks
+    return facts
+
+
+def _merge_process_shards(frame: pd.DataFrame, facts: dict, out: Path) -> tuple[pd.DataFrame,
+                                                                                dict] | None:
+    """Several processes: each writes its shard; process 0 merges them (None elsewhere)."""
+    from experiments import distributed
+    index, count = jax.process_index(), jax.process_count()
+    shards = out / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    write_parquet(frame, shards / f"results.process{index}.parquet")
+    write_text(shards / f"meta.process{index}.json",
+               json.dumps({"process": index, **memory_facts(), **facts}, default=float))
+    distributed.barrier("banditjax-results-written")
+    if index != 0:
+        return None
+    parts = [pd.read_parquet(shards / f"results.process{i}.parquet") for i in range(count)]
+    merged = pd.concat(parts, ignore_index=True).sort_values(["run", "t"], kind="stable")
+    metas = [json.loads((shards / f"meta.process{i}.json").read_text()) for i in range(count)]
+    facts = dict(facts, processes=[{k: m[k] for k in ("process", "peak_memory_mib",
+                                                       "run_seconds", "wall_seconds")}
+                                   for m in metas])
+    facts["run_seconds"] = max(m["run_seconds"] for m in metas)
+    facts["agent_steps_per_second"] = facts["agent_steps"] / max(facts["run_seconds"], 1e-12)
+    for i in range(count):
+        (shards / f"results.process{i}.parquet").unlink()
+        (shards / f"meta.process{i}.json").unlink()
+    shards.rmdir()
+    return merged.reset_index(drop=True), facts
+
+
 def run_experiment(experiment: config_lib.Experiment, out: Path, progress: bool = True,
-                   plot: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Simulates and writes results.parquet, config.toml, meta.json and the figures."""
+                   plot: bool = True, resume: bool = False
+                   ) -> tuple[pd.DataFrame | None, dict | None]:
+    """Simulates and writes results.parquet, config.toml, meta.json and the figures.
+
+    Checkpoints go to DIR/checkpoint every run.checkpoint_every chunks (0: never) and are deleted
+    once the results are written; resume=True continues from one (ConfigError when it belongs to
+    another config). With several processes, process 0 writes the files and gets the frame and
+    meta; the others get (None, None).
+    """
     out = Path(out)
-    frame, facts = simulate_experiment(experiment, progress=progress)
+    path = checkpoint_lib.checkpoint_path(out, jax.process_index(), jax.process_count())
+    state = None
+    if resume and path.exists():
+        state = checkpoint_lib.load(path, experiment.config)
+    elif not resume:
+        checkpoint_lib.remove(path)                 # a stale checkpoint of an earlier run
+    use_checkpoints = bool(experiment.run.get("checkpoint_every"))
+    frame, facts = simulate_experiment(experiment, progress=progress,
+                                       checkpoint=path if use_checkpoints else None,
+                                       resume=state)
+    if jax.process_count() > 1:
+        merged = _merge_process_shards(frame, facts, out)
+        if merged is None:
+            checkpoint_lib.remove(path)
+            return None, None
+        frame, facts = merged
     write_parquet(frame, out / "results.parquet")
     write_text(out / "config.toml", config_lib.dump_toml(experiment.config))
     meta = {"versions": versions(), "device": device_description(), "git_commit": git_commit(),
-            "command": sys.argv, "peak_memory_mib": round(peak_memory_mib(), 1), **facts}
+            "command": sys.argv, **memory_facts(), **facts}
     write_text(out / "meta.json", json.dumps(meta, indent=2, default=float))
+    checkpoint_lib.remove(path)
     if plot:
         from analysis.plotting import plot_results
         plot_results(frame, out, logx=experiment.plot["logx"], logy=experiment.plot["logy"])

@@ -12,7 +12,13 @@ Keys: ``round key = fold_in(run_key, t)``, with the run key derived from (seed, 
 config layer. Nothing depends on batch size, chunk size or device count.
 
 Time is cut into chunks of ``chunk`` rounds: one compiled ``scan`` per chunk, a Python loop over
-chunks, between which the host shows progress and may checkpoint the whole carry.
+chunks, between which the host shows progress and may checkpoint the whole carry
+(``GroupProgress``; ``experiments/checkpoint.py`` writes it to disk).
+
+Devices and hosts: the run axis of every input is a global array sharded over ``jax.devices()``
+(``make_array_from_callback``, so the same code serves one process and several processes joined by
+``jax.distributed.initialize()``); each process computes and copies back only the recorded metrics
+of the runs its own devices hold (``SimulationResult.runs``).
 """
 from __future__ import annotations
 
@@ -64,6 +70,7 @@ class SimulationResult:
     compile_seconds: float
     run_seconds: float
     agent_steps: int
+    runs: np.ndarray | None = None   # [R_local] indices of the runs in ``columns`` (None: all)
 
     @property
     def steps_per_second(self) -> float:
@@ -74,13 +81,16 @@ class Simulation:
     """Compiled functions for one (environment, learner, horizon, record grid, chunk)."""
 
     def __init__(self, env: Environment, learner: Learner, horizon: int, record: np.ndarray,
-                 chunk: int):
+                 chunk: int, sharding: NamedSharding | None = None):
         self.env, self.learner = env, learner
         self.horizon, self.chunk = int(horizon), int(chunk)
         self.grid = np.asarray(record, np.int32)
         self.metric_names = ("regret",) + tuple(env.metric_names)
-        self._init = jax.jit(jax.vmap(self._init_run))
-        self._chunk = jax.jit(self._run_chunk, donate_argnums=0, static_argnums=3)
+        # sharding: every output leaf sharded on its run axis (left to XLA, constants such as
+        # the zero records would come out replicated and the next chunk would reshard them).
+        self._init = jax.jit(jax.vmap(self._init_run), out_shardings=sharding)
+        self._chunk = jax.jit(self._run_chunk, donate_argnums=0, static_argnums=3,
+                              out_shardings=sharding)
 
     # -- one run --------------------------------------------------------------------------
     def _init_run(self, run_key, instance_key, env_settings, hparams):
@@ -159,6 +169,24 @@ class Simulation:
         return self.env.metric_columns(sums, self.grid.astype(np.float64))
 
 
+@dataclasses.dataclass
+class GroupProgress:
+    """How far ``simulate`` has got with one group of runs: what a checkpoint must hold.
+
+    ``batch``: index of the batch in progress; ``rounds``: rounds done in it; ``carry``: the host
+    leaves of its carry (``jax.tree_util`` order, rows = ``rows``, the batch-relative indices of
+    the real runs this process holds), None at a batch boundary; ``finished``: (run indices,
+    records) of the batches done. Keys are derived from t, so nothing else is needed to go on.
+    """
+
+    batch: int = 0
+    rounds: int = 0
+    carry: list | None = None
+    rows: np.ndarray | None = None
+    finished: list = dataclasses.field(default_factory=list)
+    run_seconds: float = 0.0
+
+
 def _pad_runs(tree: Any, size: int) -> Any:
     """Pads the run axis to ``size`` by repeating run 0 (padded runs are dropped afterwards)."""
     def pad(x):
@@ -176,17 +204,81 @@ def run_sharding(devices: list | None):
     return NamedSharding(mesh, PartitionSpec("runs")), len(devices)
 
 
+def _place(tree: Any, sharding) -> Any:
+    """Host arrays -> global arrays sharded on the run axis (each process fills its own shards)."""
+    def place(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    return jax.tree_util.tree_map(place, tree)
+
+
+def local_rows(x: jax.Array, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices, host copy of those rows) of the shards of ``x`` this process holds.
+
+    Only rows below ``size`` (the real runs, not the padding) are kept. The copy is a real copy:
+    a donated buffer may be reused by the next chunk.
+    """
+    pieces = {}
+    for shard in x.addressable_shards:
+        start, stop, _ = shard.index[0].indices(x.shape[0]) if shard.index else (0, 1, 1)
+        if start not in pieces:
+            pieces[start] = (np.arange(start, stop), np.array(shard.data, copy=True))
+    rows = np.concatenate([pieces[k][0] for k in sorted(pieces)])
+    data = np.concatenate([pieces[k][1] for k in sorted(pieces)], axis=0)
+    keep = rows < (x.shape[0] if size is None else size)
+    return rows[keep], data[keep]
+
+
+def _host_carry(carry: Carry, size: int) -> tuple[np.ndarray, list]:
+    leaves = jax.tree_util.tree_leaves(carry)
+    rows = local_rows(leaves[0], size)[0]
+    return rows, [local_rows(leaf, size)[1] for leaf in leaves]
+
+
+def _restore_carry(template: Carry, rows: np.ndarray, leaves: list) -> Carry:
+    """The carry of ``template`` (same structure and sharding) with the saved rows put back."""
+    flat, treedef = jax.tree_util.tree_flatten(template)
+    if len(flat) != len(leaves):
+        raise ValueError(f"checkpoint holds {len(leaves)} state arrays, the run needs {len(flat)}")
+    restored = []
+    for current, saved in zip(flat, leaves):
+        saved = np.asarray(saved)
+        if saved.shape[1:] != current.shape[1:] or saved.dtype != current.dtype:
+            raise ValueError(f"checkpoint state array {saved.dtype}{list(saved.shape[1:])} does "
+                             f"not match the run's {current.dtype}{list(current.shape[1:])}")
+        n = current.shape[0]
+        own_rows, own = local_rows(current)          # the fresh state, padding rows included
+        at_saved, at_own = np.full(n, -1), np.full(n, -1)
+        at_saved[np.asarray(rows, int)] = np.arange(len(rows))
+        at_own[own_rows] = np.arange(len(own_rows))
+
+        def fill(index, saved=saved, own=own, at_saved=at_saved, at_own=at_own, n=n):
+            wanted = np.arange(*index[0].indices(n))
+            block = own[at_own[wanted]]               # padding rows keep the fresh state
+            hit = at_saved[wanted] >= 0
+            block[hit] = saved[at_saved[wanted][hit]]
+            return block[(slice(None),) + tuple(index[1:])]
+
+        restored.append(jax.make_array_from_callback(current.shape, current.sharding, fill))
+    return jax.tree_util.tree_unflatten(treedef, restored)
+
+
 def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
              instance_keys: np.ndarray, env_settings: Mapping[str, np.ndarray],
              hparams: Mapping[str, np.ndarray], horizon: int, record: np.ndarray,
              chunk: int | None = None, batch: int | None = None, devices: list | None = None,
-             progress: Callable[[int], None] | None = None) -> SimulationResult:
+             progress: Callable[[int], None] | None = None,
+             resume: GroupProgress | None = None, checkpoint_every: int = 0,
+             on_checkpoint: Callable[[GroupProgress], None] | None = None) -> SimulationResult:
     """Runs every run (leading axis of the inputs) for ``horizon`` rounds.
 
     run_keys, instance_keys: [R, 2] uint32 raw PRNG keys. env_settings, hparams: dicts of
     [R, ...] arrays. batch: at most this many runs per compiled call (memory); devices: shard the
-    run axis over these (default: all local devices). progress(n) is called with the number of
-    agent-steps done after each chunk.
+    run axis over these (default: all devices, of every process). progress(n) is called with the
+    number of agent-steps done after each chunk. resume: continue from a saved GroupProgress;
+    on_checkpoint(GroupProgress) is called every ``checkpoint_every`` chunks (0: never) and at
+    every batch boundary but the last. With several processes, the result holds the runs of this
+    process's devices (``SimulationResult.runs``).
     """
     runs = int(np.asarray(run_keys).shape[0])
     chunk = int(chunk or default_chunk(horizon))
@@ -194,34 +286,54 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     sharding, n_devices = run_sharding(devices)
     batch = int(batch or runs)
     batch = int(math.ceil(min(batch, runs) / n_devices) * n_devices)
-    sim = Simulation(env, learner, horizon, record, chunk)
+    sim = Simulation(env, learner, horizon, record, chunk, sharding)
     inputs = (np.asarray(run_keys, np.uint32), np.asarray(instance_keys, np.uint32),
               dict(env_settings), dict(hparams))
-    compiled, compile_seconds, run_seconds = None, 0.0, 0.0
-    outputs = []
-    for lo in range(0, runs, batch):
+    state = dataclasses.replace(resume) if resume is not None else GroupProgress()
+    state.finished = list(state.finished)
+    compiled, compile_seconds = None, 0.0
+    for index, lo in enumerate(range(0, runs, batch)):
+        if index < state.batch:
+            continue
         part = jax.tree_util.tree_map(lambda x: np.asarray(x)[lo:lo + batch], inputs)
         size = part[0].shape[0]
-        part = jax.device_put(_pad_runs(part, batch), sharding)
-        carry, consts = sim.initial(*part)
+        carry, consts = sim.initial(*_place(_pad_runs(part, batch), sharding))
         if compiled is None:
             compiled, compile_seconds = sim.compile(carry, consts)
+        first = 0
+        if index == state.batch and state.carry is not None:
+            carry, first = _restore_carry(carry, state.rows, state.carry), state.rounds
         start = time.perf_counter()
-        done = [0]
+        done, chunks = [first], [0]
 
         def report(rounds_done: int, carry: Carry) -> None:
             if progress is not None:
                 jax.block_until_ready(carry.sums)
                 progress(size * (rounds_done - done[0]))
-                done[0] = rounds_done
+            done[0] = rounds_done
+            chunks[0] += 1
+            if (on_checkpoint is not None and checkpoint_every > 0 and rounds_done < horizon
+                    and chunks[0] % checkpoint_every == 0):
+                rows, leaves = _host_carry(carry, size)
+                on_checkpoint(dataclasses.replace(
+                    state, batch=index, rounds=rounds_done, carry=leaves, rows=rows,
+                    run_seconds=state.run_seconds + time.perf_counter() - start))
 
-        carry = sim.run_chunks(compiled, carry, consts, on_chunk=report)
-        records = np.asarray(jax.device_get(carry.records))[:size]
-        run_seconds += time.perf_counter() - start
-        outputs.append(records)
-    columns = sim.columns(np.concatenate(outputs, axis=0))
-    return SimulationResult(columns=columns, t=sim.grid.copy(), compile_seconds=compile_seconds,
-                            run_seconds=run_seconds, agent_steps=runs * horizon)
+        carry = sim.run_chunks(compiled, carry, consts, start=first, on_chunk=report)
+        rows, records = local_rows(carry.records, size)
+        state.run_seconds += time.perf_counter() - start
+        state.finished.append((lo + rows, records))
+        state.batch, state.rounds, state.carry, state.rows = index + 1, 0, None, None
+        if on_checkpoint is not None and checkpoint_every > 0 and lo + batch < runs:
+            on_checkpoint(dataclasses.replace(state))
+    held = np.concatenate([r for r, _ in state.finished]) if state.finished else np.zeros(0, int)
+    order = np.argsort(held, kind="stable")
+    records = (np.concatenate([x for _, x in state.finished], axis=0)[order] if state.finished
+               else np.zeros((0, len(sim.grid) + 1, len(sim.metric_names)), np.float32))
+    return SimulationResult(columns=sim.columns(records), t=sim.grid.copy(),
+                            compile_seconds=compile_seconds, run_seconds=state.run_seconds,
+                            agent_steps=runs * horizon,
+                            runs=held[order].astype(np.int64))
 
 
 def default_chunk(horizon: int) -> int:

@@ -1,0 +1,108 @@
+"""Figure 6: throughput, agent-steps per second against the number of parallel runs.
+
+JAX: the normal runner (``experiments.config.build`` + ``simulate_experiment``) on
+``configs/throughput.toml`` (UCB1, Auer et al. 2002, on ten Bernoulli arms) with ``run.seeds`` set
+to each run count; the rate is agent-steps over the simulation time after compilation (the
+runner's ``agent_steps_per_second``). NumPy: the same UCB1 as a loop over rounds vectorised over
+runs (``numpy_ucb1``, below; one NumPy array op per step of the algorithm for all runs at
+once), the fastest plain-NumPy layout (DESIGN.md, "Measured facts"). ``experiments.bench``'s
+NumPy references are used instead when that module provides ``numpy_ucb1``.
+Both are timed on this machine's CPU; the figure notes the device.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analysis.plotting import COLUMN_WIDTH, apply_style, learner_colours
+from paper_figures import common
+
+NAME = "throughput"
+
+
+def numpy_ucb1(runs: int, horizon: int, num_arms: int = 10, seed: int = 0) -> np.ndarray:
+    """UCB1 (c = 2) on uniform Bernoulli instances, all runs at once; returns final regret."""
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(size=(runs, num_arms))
+    counts = np.zeros((runs, num_arms))
+    sums = np.zeros((runs, num_arms))
+    best = means.max(axis=1)
+    regret = np.zeros(runs)
+    rows = np.arange(runs)
+    for t in range(1, horizon + 1):
+        n = np.maximum(counts, 1.0)
+        index = sums / n + np.sqrt(2.0 * np.log(t) / n)
+        index = np.where(counts == 0, np.inf, index) + 1e-9 * rng.random((runs, num_arms))
+        arm = index.argmax(axis=1)
+        reward = rng.random(runs) < means[rows, arm]
+        counts[rows, arm] += 1.0
+        sums[rows, arm] += reward
+        regret += best - means[rows, arm]
+    return regret
+
+
+def _numpy_reference():
+    try:
+        from experiments import bench
+        if hasattr(bench, "numpy_ucb1"):
+            return bench.numpy_ucb1, "experiments.bench.numpy_ucb1"
+    except ImportError:
+        pass
+    return numpy_ucb1, "paper_figures.throughput.numpy_ucb1"
+
+
+def measure(config: dict, settings: dict) -> dict:
+    from experiments import config as config_lib
+    from experiments.experiment import simulate_experiment
+
+    reference, reference_name = _numpy_reference()
+    out = {"runs": [], "jax": [], "numpy": [], "device": platform.processor() or
+           platform.machine(), "numpy_reference": reference_name}
+    k = int(config["env"].get("K", 10))
+    for runs in settings["runs"]:
+        config_r = common.merge(config, {"run": {"seeds": int(runs)}})
+        experiment = config_lib.build(config_r)
+        rates = []
+        for _ in range(int(settings.get("repeats", 1))):
+            _, facts = simulate_experiment(experiment, progress=False)
+            rates.append(facts["agent_steps_per_second"])
+        horizon = int(settings["numpy_horizon"])
+        start = time.perf_counter()
+        reference(int(runs), horizon, k)
+        numpy_rate = runs * horizon / (time.perf_counter() - start)
+        out["runs"].append(int(runs))
+        out["jax"].append(float(max(rates)))
+        out["numpy"].append(float(numpy_rate))
+        print(f"throughput: {runs} runs: JAX {max(rates):.3g}/s, NumPy {numpy_rate:.3g}/s",
+              flush=True)
+    return out
+
+
+def make(quick: bool = False, out=None, cache=None, force: bool = False) -> list:
+    import jax
+
+    config = common.load_config(NAME, quick)
+    settings = config.pop("throughput")
+    key = {"config": config, "throughput": settings, "jax": jax.__version__,
+           "device": str(jax.devices()[0])}
+    data = common.cached_json(f"{NAME}{'-quick' if quick else ''}", key,
+                              lambda: measure(config, settings), cache=cache, force=force)
+    apply_style()
+    colours = learner_colours(["ucb1", "numpy"])
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, COLUMN_WIDTH * 0.75))
+    ax.plot(data["runs"], data["jax"], "o-", color=colours["ucb1"],
+            label="banditjax (JAX, jit + vmap + scan)")
+    ax.plot(data["runs"], data["numpy"], "s--", color="0.35",
+            label="NumPy, vectorised over runs")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parallel runs")
+    ax.set_ylabel("agent-steps per second")
+    ax.set_title(f"UCB1, K={config['env'].get('K', 10)} Bernoulli; "
+                 f"{jax.devices()[0].platform.upper()}, {os.cpu_count()} cores", fontsize=7)
+    ax.legend(loc="upper left", fontsize=6)
+    return common.save(fig, NAME, quick, out)

@@ -1,0 +1,82 @@
+"""Independent NumPy reference implementations used by the tests.
+
+Written from the papers, not from ``bandits/mab.py``: a loop over rounds, vectorised over runs,
+with NumPy's own generator (so the only thing shared with the JAX code is the algorithm).
+
+- UCB1: Auer, Cesa-Bianchi and Fischer (2002), fig. 1: play every arm once, then the arm with
+  the largest mean + sqrt(c ln t / n) (c = 2 in the paper), t the 1-based round index.
+- Beta-Bernoulli Thompson sampling: Agrawal and Goyal (2012), Algorithm 1: sample
+  theta_a ~ Beta(S_a + 1, F_a + 1) and play the largest.
+- Uniform: the expected pseudo-regret of a uniformly random arm is T * (mu* - mean(mu)).
+
+Ties are broken uniformly at random (as the package's convention), rewards are Bernoulli.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def random_argmax(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
+    """Per row of ``values`` ([R, K]), an index of a maximum, uniform among ties."""
+    is_max = values >= values.max(axis=1, keepdims=True)
+    noise = rng.random(values.shape)
+    return np.argmax(np.where(is_max, noise, -1.0), axis=1)
+
+
+def _play(means: np.ndarray, arms: np.ndarray, rng: np.random.Generator):
+    """Bernoulli rewards of the chosen arms and their pseudo-regret."""
+    mu = means[arms]
+    rewards = (rng.random(arms.shape) < mu).astype(np.float64)
+    return rewards, means.max() - mu
+
+
+def ucb1_final_regret(means, horizon: int, runs: int, seed: int, c: float = 2.0) -> np.ndarray:
+    """Final cumulative pseudo-regret of UCB1 in each of ``runs`` independent runs ([runs])."""
+    means = np.asarray(means, np.float64)
+    rng = np.random.default_rng(seed)
+    k = means.shape[0]
+    counts = np.zeros((runs, k))
+    sums = np.zeros((runs, k))
+    regret = np.zeros(runs)
+    rows = np.arange(runs)
+    for t in range(1, horizon + 1):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            index = sums / counts + np.sqrt(c * np.log(t) / counts)
+        index = np.where(counts > 0, index, np.inf)
+        arms = random_argmax(rng, index)
+        rewards, step_regret = _play(means, arms, rng)
+        counts[rows, arms] += 1
+        sums[rows, arms] += rewards
+        regret += step_regret
+    return regret
+
+
+def thompson_final_regret(means, horizon: int, runs: int, seed: int, prior_alpha: float = 1.0,
+                          prior_beta: float = 1.0) -> np.ndarray:
+    """Final cumulative pseudo-regret of Beta-Bernoulli Thompson sampling per run ([runs])."""
+    means = np.asarray(means, np.float64)
+    rng = np.random.default_rng(seed)
+    k = means.shape[0]
+    successes = np.zeros((runs, k))
+    failures = np.zeros((runs, k))
+    regret = np.zeros(runs)
+    rows = np.arange(runs)
+    for _ in range(horizon):
+        theta = rng.beta(prior_alpha + successes, prior_beta + failures)
+        arms = np.argmax(theta, axis=1)            # ties have probability 0
+        rewards, step_regret = _play(means, arms, rng)
+        successes[rows, arms] += rewards
+        failures[rows, arms] += 1.0 - rewards
+        regret += step_regret
+    return regret
+
+
+def uniform_expected_regret(means, horizon: int) -> float:
+    """E[regret] of the uniform-random policy: T * (max mean - average mean)."""
+    means = np.asarray(means, np.float64)
+    return float(horizon * (means.max() - means.mean()))
+
+
+def standard_error(values: np.ndarray) -> float:
+    values = np.asarray(values, np.float64)
+    return float(values.std(ddof=1) / np.sqrt(values.shape[0]))

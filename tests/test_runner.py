@@ -1,0 +1,192 @@
+"""The runner (experiments/runner.py): record grid, chunking, batching, padding, keys.
+
+DESIGN.md: a run's numbers do not depend on batch size, chunk size or device count, metrics are
+recorded on a log-spaced grid that ends at the horizon, and padded runs never reach the results.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import config as config_lib
+from experiments.runner import (Simulation, _pad_runs, default_chunk, record_grid, simulate)
+
+
+# ---------------------------------------------------------------------------------------------
+# The record grid.
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("horizon, points", [(1, 1), (1, 50), (2, 1), (7, 3), (10, 50),
+                                             (100, 5), (1000, 30), (5000, 40), (10**6, 50)])
+def test_record_grid_is_sorted_unique_and_ends_at_the_horizon(horizon, points):
+    grid = record_grid(horizon, points)
+    assert grid.dtype == np.int32
+    assert grid[-1] == horizon
+    assert grid[0] >= 1
+    assert np.all(np.diff(grid) > 0)                 # strictly increasing: unique and sorted
+    assert len(grid) <= min(points, horizon) + 1     # "about points", plus the horizon
+
+
+def test_record_grid_is_log_spaced():
+    grid = record_grid(10**6, 61).astype(np.float64)     # 10 points per decade
+    # Where rounding to integers no longer merges points, consecutive ratios are all
+    # 10^(6/60) = 1.259 (up to rounding of the smaller value).
+    large = grid[grid >= 100]
+    ratios = large[1:] / large[:-1]
+    np.testing.assert_allclose(ratios, 10 ** (6 / 60), rtol=0.01)
+    # Every decade above the first holds the same number of points.
+    per_decade = [np.sum((grid >= 10**k) & (grid < 10**(k + 1))) for k in range(1, 6)]
+    assert max(per_decade) - min(per_decade) <= 1
+    # The first points are the first rounds: nothing is lost at the start.
+    np.testing.assert_array_equal(record_grid(10**6, 61)[:3], [1, 2, 3])
+
+
+@pytest.mark.parametrize("horizon", [1, 50, 100, 1000, 5000, 9973, 10**5, 10**6])
+def test_default_chunk_is_a_valid_chunk(horizon):
+    chunk = default_chunk(horizon)
+    assert 1 <= chunk <= horizon
+    assert chunk >= min(100, horizon)
+    if horizon in (1000, 5000, 10**5, 10**6):                # have divisors near 1% of T
+        assert horizon % chunk == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# One learner (epsilon-greedy: it draws a coin, a random arm and a tie-break every round, so
+# any key mix-up shows) on a 4-armed Bernoulli bandit with a generated instance per run.
+# ---------------------------------------------------------------------------------------------
+HORIZON = 60
+RUNS = 5            # 5 runs: batches of 2 need one padded run
+RECORD = 12
+GRID = record_grid(HORIZON, RECORD)
+
+
+@pytest.fixture(scope="module")
+def group():
+    config = {"run": {"horizon": HORIZON, "seeds": 5, "instances": 1, "record": RECORD},
+              "env": {"name": "bernoulli", "K": 4, "generator": "uniform"},
+              "learner": [{"name": "epsilon_greedy", "epsilon": 0.3}]}
+    groups = config_lib.build(config).groups
+    assert len(groups) == 1 and len(groups[0].runs) == RUNS
+    return groups[0]
+
+
+def run(group, **kwargs):
+    return simulate(group.env, group.learner, run_keys=group.run_keys,
+                    instance_keys=group.instance_keys, env_settings=group.env_settings,
+                    hparams=group.hparams, horizon=HORIZON, record=GRID, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reference_result(group):
+    """Every run in one batch and one chunk."""
+    return run(group, chunk=HORIZON)
+
+
+def test_result_shape_and_grid(reference_result):
+    np.testing.assert_array_equal(reference_result.t, GRID)
+    assert reference_result.columns["regret"].shape == (RUNS, len(GRID))
+    assert reference_result.agent_steps == RUNS * HORIZON
+    regret = reference_result.columns["regret"]
+    assert np.all(regret >= 0) and np.all(np.diff(regret, axis=1) >= 0)
+
+
+def test_batch_and_chunk_do_not_change_results_and_padding_is_dropped(group, reference_result):
+    # batch = 2 on 5 runs: three calls, the last one padded with a copy of its first run;
+    # chunk = 7 does not divide 60 (chunks of 7 and a last one of 4 rounds).
+    steps = []
+    result = run(group, chunk=7, batch=2, progress=steps.append)
+    assert result.columns["regret"].shape == (RUNS, len(GRID))      # padded run dropped
+    np.testing.assert_array_equal(result.columns["regret"], reference_result.columns["regret"])
+    assert sum(steps) == RUNS * HORIZON                               # padding not counted
+
+
+def test_vmapped_runs_equal_unbatched_scans(group, reference_result):
+    # Each run on its own, with no vmap at all: a plain lax.scan over the rounds of the
+    # runner's own per-run functions. Recording every round here also checks that the runner
+    # stores at grid point t the regret summed over rounds 1..t.
+    sim = Simulation(group.env, group.learner, HORIZON, GRID, HORIZON)
+
+    @jax.jit
+    def one_run(run_key, instance_key, env_settings, hparams):
+        carry, consts = sim._init_run(run_key, instance_key, env_settings, hparams)
+
+        def body(state, t):
+            env_state, learner_state, sums = sim._round(*state, consts, t)
+            return (env_state, learner_state, sums), sums[0]
+
+        state = (carry.env_state, carry.learner_state, carry.sums)
+        return jax.lax.scan(body, state, jnp.arange(HORIZON, dtype=jnp.int32))[1]
+
+    for i in range(RUNS):
+        pick = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[i], tree)  # noqa
+        cumulative = np.asarray(one_run(pick(group.run_keys), pick(group.instance_keys),
+                                        pick(group.env_settings), pick(group.hparams)))
+        np.testing.assert_array_equal(cumulative[GRID - 1],
+                                      reference_result.columns["regret"][i])
+
+
+def test_runs_differ_and_instances_are_shared_by_seeds(group, reference_result):
+    # Seeds 0..4 on instance 0: the instance keys are equal, the run keys all differ.
+    assert len({tuple(k) for k in group.instance_keys}) == 1
+    assert len({tuple(k) for k in group.run_keys}) == RUNS
+    assert len({tuple(r) for r in reference_result.columns["regret"]}) == RUNS
+
+
+def test_pad_runs_repeats_the_first_run():
+    tree = {"a": np.arange(3), "b": np.arange(6).reshape(3, 2)}
+    padded = _pad_runs(tree, 5)
+    np.testing.assert_array_equal(padded["a"], [0, 1, 2, 0, 0])
+    np.testing.assert_array_equal(padded["b"][3:], [[0, 1], [0, 1]])
+    assert _pad_runs(tree, 3)["a"] is not None and len(_pad_runs(tree, 3)["a"]) == 3
+
+
+def test_run_keys_depend_only_on_seed_and_instance():
+    seeds, instances = np.array([0, 1, 2, 0]), np.array([0, 0, 1, 1])
+    run_keys, instance_keys = config_lib.derive_keys(7, seeds, instances)
+    again, _ = config_lib.derive_keys(7, seeds[::-1].copy(), instances[::-1].copy())
+    np.testing.assert_array_equal(run_keys, again[::-1])       # order does not matter
+    assert len({tuple(k) for k in run_keys}) == 4
+    np.testing.assert_array_equal(instance_keys[0], instance_keys[1])
+    assert not np.array_equal(instance_keys[0], instance_keys[2])
+    other_master, _ = config_lib.derive_keys(8, seeds, instances)
+    assert not np.array_equal(run_keys, other_master)
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_device_count(tmp_path):
+    # Two host "devices" need a fresh process (XLA reads the flag at start-up). The run axis is
+    # sharded over 1 and over 2 devices; the numbers must be identical.
+    script = textwrap.dedent(f"""
+        import json, sys
+        import jax, numpy as np
+        from experiments import config as config_lib
+        from experiments.runner import record_grid, simulate
+        config = {{"run": {{"horizon": 40, "seeds": 5, "record": 8}},
+                  "env": {{"name": "bernoulli", "K": 3, "generator": "uniform"}},
+                  "learner": [{{"name": "thompson"}}]}}
+        g = config_lib.build(config).groups[0]
+        out = {{}}
+        for n in (1, 2):
+            r = simulate(g.env, g.learner, run_keys=g.run_keys, instance_keys=g.instance_keys,
+                         env_settings=g.env_settings, hparams=g.hparams, horizon=40,
+                         record=record_grid(40, 8), devices=jax.devices()[:n])
+            out[n] = r.columns["regret"].tolist()
+        print(json.dumps({{"devices": len(jax.devices()), "out": out}}))
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 2
+    np.testing.assert_array_equal(result["out"]["1"], result["out"]["2"])
+    assert math.isfinite(np.sum(result["out"]["1"]))
