@@ -60,7 +60,7 @@ import json
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -86,7 +86,7 @@ LINEAR_ENVS = ("linear",)
 # Theory.
 # ---------------------------------------------------------------------------------------------
 def bernoulli_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """kl(p, q) = p ln(p/q) + (1-p) ln((1-p)/(1-q)) (float64, 0 ln 0 = 0; inf if q in {0,1} != p)."""
+    """kl(p, q) = p ln(p/q) + (1-p) ln((1-p)/(1-q)), float64 (0 ln 0 = 0; inf at q = 0 or 1)."""
     p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         first = np.where(p > 0, p * np.log(p / q), 0.0)
@@ -487,7 +487,8 @@ def delay_effect(table: pd.DataFrame, frame: pd.DataFrame,
     table = table.copy()
     table["mean_delay"] = table["setting"].map(delays)
     hp_cols = [c for c in table.columns if c.startswith("hp.") and not c.startswith("hp.delay")]
-    key = table[["learner"] + hp_cols].astype(str).agg("|".join, axis=1)
+    key = table[["learner"] + hp_cols].apply(lambda column: column.map(repr)).agg(
+        "|".join, axis=1)
     cost, term = [], []
     for i, row in table.iterrows():
         base = table[(key == key[i]) & (table["mean_delay"] == 0)]

@@ -29,8 +29,9 @@ TOL_MUTED = ("#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "
 PALETTE = OKABE_ITO + TOL_MUTED
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 # Learners with a fixed colour in every figure (the ones papers compare most often).
-KNOWN_ORDER = ("ucb1", "klucb", "thompson", "moss", "exp3", "linucb", "lints", "oful",
-               "neural_ucb", "ldb_df", "uniform", "epsilon_greedy", "ucb_v", "neural_ts",
+# The uniform baseline is black; learners often drawn together get far-apart hues.
+KNOWN_ORDER = ("ucb1", "klucb", "thompson", "moss", "exp3", "linucb", "uniform", "oful",
+               "neural_ucb", "ldb_df", "ucb_v", "epsilon_greedy", "lints", "neural_ts",
                "budgeted_linucb", "oracle")
 EXTRA_PLOTS: dict[str, Callable[[pd.DataFrame, Path], list[Path]]] = {}
 
@@ -121,6 +122,11 @@ def plot_regret(frame: pd.DataFrame, path: Path, logx: bool = False, logy: bool 
     return [path, path.with_suffix(".pdf")]
 
 
+def _load_extra_plots() -> None:
+    """Imports the analysis modules that register environment-specific figures."""
+    import analysis.routing  # noqa: F401  (registers EXTRA_PLOTS["routing"])
+
+
 def plot_results(frame: pd.DataFrame, out_dir: Path, logx: bool = False,
                  logy: bool = False) -> list[Path]:
     """Every figure for a results folder: regret, extra metrics, and env-specific figures."""
@@ -130,6 +136,7 @@ def plot_results(frame: pd.DataFrame, out_dir: Path, logx: bool = False,
         paths += plot_regret(frame, out_dir / "weak_regret.png", logx=logx, logy=logy,
                              metric="weak_regret", ylabel="cumulative weak regret")
     env = frame["env"].iloc[0]
+    _load_extra_plots()
     if env in EXTRA_PLOTS:
         paths += EXTRA_PLOTS[env](frame, out_dir)
     return paths

@@ -8,10 +8,10 @@ Upadhyay 2024, "RouterBench: A Benchmark for Multi-LLM Routing System", sec. 3):
   several willingness-to-pay values lambda gives one point per lambda.
 - Mixing two routers at random interpolates linearly between their points, so the attainable
   set is the convex hull of the points; paying more should never lower quality, so the front is
-  the *non-decreasing convex hull* (NDCH, their Definition 3.1 and fig. 2): the upper convex
-  hull from the cheapest point up to the best-quality point, flat to the right of it.
+  the *non-decreasing convex hull* (NDCH): the upper convex hull from the cheapest point up to
+  the best-quality point, flat to the right of it.
 - The area under the NDCH over a cost range [c_lo, c_hi], divided by the range, is their AIQ
-  ("average improvement in quality", eq. 2). The front counts as 0 below a router's cheapest
+  ("average improvement in quality"). The front counts as 0 below a router's cheapest
   point (it cannot run that cheaply). ``log_cost=True`` integrates over log10 cost instead, the
   same vertices joined linearly in log cost (costs span orders of magnitude here; an option of
   ours, not RouterBench's; the figure reports it).
@@ -26,7 +26,6 @@ with ``learner``, ``setting``, ``run``, ``t``, ``quality``, ``cost``, ``env.cost
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib
@@ -41,7 +40,6 @@ from analysis.plotting import (COLUMN_WIDTH, EXTRA_PLOTS, PALETTE, apply_style, 
 
 LAMBDA = "env.cost_weight"
 FIXED_ARM = "fixed_arm"
-_ARM_SHARE = re.compile(r"^share\.(?P<model>.+)@(?P<budget>[^@]+)$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +255,8 @@ def headlines(points: pd.DataFrame, threshold: float = 0.95,
 # Figures.
 # ---------------------------------------------------------------------------------------------
 def plot_routing(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """pareto.png (cost-quality plane, fronts) and share.png (traffic per model), with PDFs."""
+    """pareto.png (cost-quality plane, fronts, AIQ in the legend) and share.png (traffic per
+    model and budget), each with a PDF beside it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     apply_style()
@@ -277,7 +276,7 @@ def _save(fig, path: Path) -> list[Path]:
 
 def _plot_pareto(points: pd.DataFrame, path: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH * 1.7, COLUMN_WIDTH * 1.2))
-    table = fronts(points, log_cost=True)
+    table = fronts(points, log_cost=False)            # RouterBench's AIQ (linear cost)
     aiq = dict(zip(table["router"], table["aiq"]))
     arms = points[points["kind"] == "arm"]
     if len(arms):
@@ -308,33 +307,43 @@ def _plot_pareto(points: pd.DataFrame, path: Path) -> list[Path]:
     ax.set_xscale("log")
     ax.set_xlabel("mean cost per request (dollars, log scale)")
     ax.set_ylabel("mean quality")
-    ax.set_title("cost-quality plane: points over lambda, lines = non-decreasing convex hulls")
+    ax.set_title("points: one per lambda; lines: non-decreasing convex hulls")
     ax.legend(loc="lower right", fontsize=5.5)
     return _save(fig, path)
 
 
 def _plot_share(frame: pd.DataFrame, path: Path) -> list[Path]:
-    share = traffic_share(frame, by_model=True)
-    models = [c for c in share.columns if c not in ("router", "cost_weight")]
+    """Stacked traffic share per router and lambda: one colour per model, and with per-arm
+    shares one shade per budget within it (lighter = smaller budget)."""
+    share = traffic_share(frame, by_model=False)
+    arms = [c for c in share.columns if c not in ("router", "cost_weight")]
+    models = list(dict.fromkeys(model_of(a) for a in arms))
+    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+    rank = {}
+    for arm in arms:
+        siblings = [a for a in arms if model_of(a) == model_of(arm)]
+        rank[arm] = (siblings.index(arm), len(siblings))
     routers = list(dict.fromkeys(share["router"]))
     fig, axes = plt.subplots(1, len(routers), sharey=True, squeeze=False,
                              figsize=(max(COLUMN_WIDTH, 1.5 * len(routers)), COLUMN_WIDTH))
-    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
     for ax, router in zip(axes[0], routers):
         part = share[share["router"] == router].sort_values("cost_weight")
         x = np.arange(len(part))
         bottom = np.zeros(len(part))
-        for model in models:
-            ax.bar(x, part[model], bottom=bottom, color=colours[model], width=0.8,
-                   label=model)
-            bottom += part[model].to_numpy()
+        for arm in arms:
+            j, n = rank[arm]
+            shade = 1.0 if n == 1 else 0.35 + 0.65 * j / (n - 1)
+            ax.bar(x, part[arm], bottom=bottom, color=colours[model_of(arm)], alpha=shade,
+                   width=0.8, linewidth=0)
+            bottom += part[arm].to_numpy()
         ax.set_xticks(x, [f"{w:g}" for w in part["cost_weight"]], rotation=60)
         ax.set_title(router, fontsize=7)
         ax.set_xlabel("lambda")
     axes[0][0].set_ylabel("traffic share")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(models), 6), fontsize=6,
-               bbox_to_anchor=(0.5, 1.08))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m]) for m in models]
+    note = " (lighter: smaller test-time budget)" if len(arms) > len(models) else ""
+    fig.legend(handles, models, loc="upper center", ncol=min(len(models), 6), fontsize=6,
+               bbox_to_anchor=(0.5, 1.08), title="model" + note, title_fontsize=6)
     return _save(fig, path)
 
 

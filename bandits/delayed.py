@@ -1,17 +1,17 @@
 """Learners for delayed (and censored) feedback, for use with the ``delay`` wrapper (envs/delay.py).
 
 - ``joulani``: the queue-based black-box reduction of Joulani, Gyorgy and Szepesvari (2013),
-  "Online Learning under Delayed Feedback", ICML, sec. 3.2 and Algorithm 1 (QPM-D, "queued
-  partial monitoring with delays"). Any plain (non-contextual, single-arm) learner, the ``base``,
+  "Online Learning under Delayed Feedback", ICML, sec. 3.2: QPM-D ("queued partial monitoring
+  with delays"). Any plain (non-contextual, single-arm) learner, the ``base``,
   runs in its own clock on an undelayed stream: it asks for an arm J; while a reward of J is
   waiting in J's FIFO queue, the reduction pops it and feeds it to the base at once (without
   playing), and the base asks again; when J's queue is empty, J is played for real. Every
-  arriving reward goes to the back of its arm's queue. Their Theorem 6: for stochastic bandits
-  the regret is the base's undelayed regret plus O(E[max outstanding feedback]) per suboptimal
-  arm's worth of gap (an additive, not multiplicative, delay penalty).
+  arriving reward goes to the back of its arm's queue. Their analysis of QPM-D for stochastic
+  bandits: the regret is the base's undelayed regret plus a term of order
+  sum_a gap_a E[outstanding feedback] (an additive, not multiplicative, delay penalty).
 - ``otf_linucb`` and ``otf_lints``: Vernade, Carpentier, Lattimore, Zappella, Ermis and Brueckner
   (2020), "Linear Bandits with Stochastic Delayed Feedback", ICML, Algorithm 1 (OTFLinUCB) and its
-  Thompson-sampling variant (OTFLinTS, sec. 6), for rewards that may arrive late or never (the
+  Thompson-sampling variant (OTFLinTS, same paper), for rewards that may arrive late or never (the
   conversions of a display campaign). With window m:
       V_t = lambda I + sum_{s<t} A_s A_s^T            (every action, as soon as it is played)
       b_t = sum_{s<t} A_s Y_s 1{D_s <= min(m, t - s)}   (rewards arrived within m rounds)
@@ -61,7 +61,7 @@ class QueueState:
     rewards: Array         # [K, Q] float32 ring buffers of waiting rewards
     head: Array            # [K] int32 position of each queue's oldest reward
     size: Array            # [K] int32 rewards waiting per arm
-    request: Array         # int32: the arm the base asks for (its queue is empty, or `steps` ran out)
+    request: Array         # int32: the arm the base asks for (queue empty, or `steps` ran out)
     base_steps: Array      # int32: rewards fed to the base so far (the base's clock)
     key: Array             # PRNG key for the base's choices made inside ``update``
     overflow: Array        # int32: rewards lost because their arm's queue was full
@@ -80,7 +80,7 @@ JOULANI_SETTINGS = (
 
 @register_learner("joulani")
 class Joulani(Learner):
-    """QPM-D (Joulani, Gyorgy and Szepesvari 2013, Algorithm 1) around the learner ``base``."""
+    """QPM-D (Joulani, Gyorgy and Szepesvari 2013, sec. 3.2) around the learner ``base``."""
 
     settings = JOULANI_SETTINGS
     base_cls: type[Learner] | None = None     # set on specialised subclasses
@@ -158,7 +158,19 @@ class Joulani(Learner):
 
     def update(self, state: QueueState, obs, action, feedback: Feedback, hparams) -> QueueState:
         state = self._enqueue(state, feedback)
-        return jax.lax.fori_loop(0, self.steps, lambda _, s: self._feed_base(s, hparams), state)
+
+        def waiting(carry):            # a reward of the requested arm is queued, steps remain
+            i, s = carry
+            return (i < self.steps) & (s.size[s.request] > 0)
+
+        def feed(carry):
+            i, s = carry
+            return i + 1, self._feed_base(s, hparams)
+
+        # A while loop: under vmap it runs while any run still has a reward to feed (at most
+        # ``steps`` times) and leaves the finished runs unchanged, the same as ``steps`` masked
+        # steps but usually far fewer.
+        return jax.lax.while_loop(waiting, feed, (jnp.int32(0), state))[1]
 
     # -- pieces -----------------------------------------------------------------------------
     def _enqueue(self, state: QueueState, feedback: Feedback) -> QueueState:

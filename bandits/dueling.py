@@ -452,6 +452,9 @@ GLM_SETTINGS = (
     REGULARISER,
     Setting("iterations", 2, "warm-started Newton steps of the MLE per refit", kind=int,
             static=True, low=1),
+    Setting("max_step", 1.0, "trust region of the MLE: each Newton step's norm is clipped here "
+            "(plain Newton diverges from a far warm start when large IPW weights make the data "
+            "nearly separable)", low=0.0, low_open=True),
     Setting("refit_every", 1, "refit the MLE every this many rounds (static: a real branch on "
             "the round index)", kind=int, static=True, low=1),
     Setting("capacity", None, "history buffer size (default: the horizon; the oldest items are "
@@ -504,7 +507,8 @@ class _LinearDueling(_PairLearner):
 
         def refit(theta):
             return glm.fit_history(theta, history, self.weights(state, obs.t, hparams),
-                                   hparams["regulariser"], self.iterations)
+                                   hparams["regulariser"], self.iterations,
+                                   hparams["max_step"])
 
         due = (jnp.asarray(obs.t, jnp.int32) + 1) % self.refit_every == 0
         theta = jax.lax.cond(due, refit, lambda theta: theta, state.theta)

@@ -66,12 +66,14 @@ class RidgeLearner(Learner):
 
     ``model`` is 'shared' (one ``RidgeState``) or 'disjoint' (a ``RidgeState`` with an arm axis).
     Subclasses define ``index(key, state, obs, hparams) -> [K]``; ties are broken at random and,
-    in the disjoint model, arms never played come first.
+    in the disjoint model, arms never played come first. ``index_uses_key``: the index is random
+    (LinTS); deterministic indices get key None, which saves a threefry hash per round.
     """
 
     needs_features = True
     model = "shared"
     compensated = True
+    index_uses_key = False
 
     @property
     def disjoint(self) -> bool:
@@ -83,7 +85,7 @@ class RidgeLearner(Learner):
                                         compensated=self.compensated)
 
     def act(self, key, state, obs: Observation, hparams):
-        index_key, tie_key = jax.random.split(key)
+        index_key, tie_key = jax.random.split(key) if self.index_uses_key else (None, key)
         index = self.index(index_key, state, obs, hparams)
         if self.disjoint:
             index = untried_first(index, self.ridge(state).count)
@@ -166,6 +168,8 @@ class OFUL(RidgeLearner):
 @register_learner("lints")
 class LinTS(RidgeLearner):
     """Linear Thompson sampling (Agrawal and Goyal 2013, Algorithm 1)."""
+
+    index_uses_key = True
 
     settings = (
         Setting("v", 0.1, "posterior scale: theta ~ N(theta_hat, v^2 V^{-1})", low=0.0),

@@ -151,8 +151,7 @@ def delay_cdf(dist: str, law: DelayLaw, k: Array) -> Array:
     if dist == "fixed":
         cdf = (whole >= jnp.round(law.d)).astype(jnp.float32)
     elif dist == "geometric":
-        q = law.mean / (1.0 + law.mean)
-        cdf = 1.0 - jnp.power(q, whole + 1.0)
+        cdf = -jnp.expm1((whole + 1.0) * _log_q(law.mean))
     elif dist == "uniform":
         lo, hi = jnp.round(law.lo), jnp.round(law.hi)
         cdf = jnp.clip((whole - lo + 1.0) / (hi - lo + 1.0), 0.0, 1.0)
@@ -186,8 +185,7 @@ def sample_delay(dist: str, key: Array, law: DelayLaw) -> Array:
     if dist == "fixed":
         value = jnp.round(law.d)
     elif dist == "geometric":
-        q = law.mean / (1.0 + law.mean)
-        value = jnp.floor(jnp.log(u) / jnp.log(q))             # P(D >= k) = q^k; q = 0: D = 0
+        value = jnp.floor(jnp.log(u) / _log_q(law.mean))       # P(D >= k) = q^k; q = 0: D = 0
     elif dist == "uniform":
         lo, hi = jnp.round(law.lo), jnp.round(law.hi)
         value = jnp.minimum(lo + jnp.floor((1.0 - u) * (hi - lo + 1.0)), hi)
@@ -195,6 +193,11 @@ def sample_delay(dist: str, key: Array, law: DelayLaw) -> Array:
         value = jnp.floor(law.scale * (jnp.power(u, -1.0 / law.alpha) - 1.0))
     value = jnp.nan_to_num(jnp.maximum(value, 0.0), nan=0.0, posinf=float(_MAX_DELAY))
     return jnp.minimum(value, float(_MAX_DELAY)).astype(jnp.int32)
+
+
+def _log_q(mean: Array) -> Array:
+    """log q = log(mean / (1 + mean)) of the geometric law, accurate for long delays (-inf at 0)."""
+    return -jnp.log1p(1.0 / mean)
 
 
 def default_batch(items_per_round: int, tail: float = BATCH_TAIL) -> int:
@@ -384,6 +387,9 @@ class Delayed(Environment):
 
     def _draw_delays(self, key: Array, fresh: Feedback, delay: DelayParams) -> Array:
         positive = fresh.reward > 0
+        if self.dist == "fixed":           # no key: the same delay draw without random bits
+            d = jnp.where(positive, delay.positive.d, delay.negative.d)
+            return jnp.minimum(jnp.maximum(jnp.round(d), 0.0), float(_MAX_DELAY)).astype(jnp.int32)
         if fresh.size == 1:
             return sample_delay(self.dist, key, delay.law(positive[0]))[None]
         keys = jax.random.split(key, fresh.size)

@@ -25,6 +25,12 @@ def tiny_config() -> dict:
     return copy.deepcopy(TINY_CONFIG)
 
 
+@pytest.fixture(scope="session")
+def make_tiny_config():
+    """For module- or session-scoped fixtures: make_tiny_config() -> a fresh deep copy."""
+    return lambda: copy.deepcopy(TINY_CONFIG)
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """write_config(config_dict, name="config.toml") -> path of the TOML file in tmp_path."""

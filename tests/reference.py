@@ -10,6 +10,9 @@ with NumPy's own generator (so the only thing shared with the JAX code is the al
 - Uniform: the expected pseudo-regret of a uniformly random arm is T * (mu* - mean(mu)).
 
 Ties are broken uniformly at random (as the package's convention), rewards are Bernoulli.
+
+Also one test helper, ``cheap_jit``: ``jax.jit`` compiled without XLA's expensive backend
+optimisations, for functions the tests compile themselves (compile time dominates the suite).
 """
 from __future__ import annotations
 
@@ -80,3 +83,32 @@ def uniform_expected_regret(means, horizon: int) -> float:
 def standard_error(values: np.ndarray) -> float:
     values = np.asarray(values, np.float64)
     return float(values.std(ddof=1) / np.sqrt(values.shape[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Test helper.
+# ---------------------------------------------------------------------------------------------
+CHEAP_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def cheap_jit(fn):
+    """``jax.jit(fn)``, compiled with ``CHEAP_COMPILE`` once per input signature.
+
+    For checks of what a function computes, not of how fast: about half the compile time of the
+    default optimisation level on CPU, the same semantics. (Not for the runner, whose compiled
+    code the tests must exercise as users run it.)
+    """
+    import jax
+
+    compiled = {}
+
+    def call(*args):
+        flat, tree = jax.tree_util.tree_flatten(args)
+        signature = (tree, tuple((np.shape(x), str(x.dtype if hasattr(x, "dtype") else
+                                                   np.result_type(x)),
+                                  getattr(x, "weak_type", False)) for x in flat))
+        if signature not in compiled:
+            compiled[signature] = jax.jit(fn).lower(*args).compile(CHEAP_COMPILE)
+        return compiled[signature](*args)
+
+    return call

@@ -34,7 +34,7 @@ def test_lai_robbins_gaussian_and_degenerate_cases():
 
 
 def test_ucb1_bound_by_hand():
-    # means (0.6, 0.4) at t = e^2: 8 * 2 / 0.2 + (1 + pi^2 / 3) * 0.2 = 80 + 0.857973627 = 80.857973627
+    # means (0.6, 0.4) at t = e^2: 8 * 2 / 0.2 + (1 + pi^2 / 3) * 0.2 = 80 + 0.857973627
     value = bounds.ucb1_bound([0.6, 0.4], np.array([math.e ** 2]))
     assert value[0] == pytest.approx(80.857973627, rel=1e-9)
 
@@ -194,7 +194,8 @@ def test_cli_bounds_on_a_delayed_run_writes_table_and_figure(tmp_path, capsys):
     config = {"run": {"horizon": 600, "seeds": 6, "record": 20},
               "env": {"name": "bernoulli", "K": 3, "means": [0.7, 0.5, 0.3],
                       "delay": {"dist": "fixed", "d": [0, 20], "capacity": 64}},
-              "learner": [{"name": "ucb1"}]}
+              # Two learners: hp.* columns that one of them lacks (NaN) must not break the table.
+              "learner": [{"name": "ucb1"}, {"name": "klucb"}]}
     out = _run(tmp_path, "delayed", config)
     assert main(["bounds", str(out), "--bootstrap", "200"]) == 0
     printed = capsys.readouterr().out
@@ -205,7 +206,9 @@ def test_cli_bounds_on_a_delayed_run_writes_table_and_figure(tmp_path, capsys):
                    "delay_term"):
         assert column in table
     assert (out / "bounds.png").exists() and (out / "bounds.pdf").exists()
-    table = table.sort_values("mean_delay")
+    assert sorted(table["learner"]) == ["klucb", "klucb", "ucb1", "ucb1"]
+    assert (table.loc[table["learner"] == "klucb", "upper_bound_holds"].isna()).all()
+    table = table[table["learner"] == "ucb1"].sort_values("mean_delay")
     assert table["mean_delay"].tolist() == pytest.approx([0.0, 20.0])
     # Joulani's term with d = 20: 20 * (0.2 + 0.4) = 12; the delay cost of the d = 0 row is 0.
     assert table["delay_term"].tolist() == pytest.approx([0.0, 12.0])

@@ -9,7 +9,8 @@ need environment-specific signals raise ``ConfigError`` while tracing). ``EXPLIC
 learner that cannot be paired this way.
 
 With its default hyper-parameters, ``init``, ``act`` and ``update`` are each ``jit``-compiled
-over a ``vmap`` of 2 runs (once per learner), and fed a batch of 3 real feedback items from the
+over a ``vmap`` of 2 runs (once per learner; with ``tests.reference.cheap_jit``, low XLA
+optimisation, as compile time dominates this module), and fed a batch of 3 real feedback items from the
 environment (random actions, rewards 0 and 1 so that gain- and loss-based learners both move):
 - ``act`` returns a valid action: integers in [0, K), shape () or (2,) for pair actions;
 - an all-masked batch leaves the state unchanged, at init and after learning (DESIGN.md: "a
@@ -31,6 +32,7 @@ import envs  # noqa: F401  (registers every environment)
 from bandits.core import LEARNERS
 from envs.core import ENVS, ConfigError, Feedback
 from experiments import config as config_lib
+from tests.reference import cheap_jit
 
 RUNS = 2          # vmapped runs
 ITEMS = 3         # real feedback items in the batch (one per environment round)
@@ -96,28 +98,36 @@ def random_actions(rng: np.random.Generator, spec) -> np.ndarray:
                      for _ in range(ITEMS)]).astype(np.int32)
 
 
-def env_data(table: dict, group) -> EnvData:
-    key = repr(sorted(table.items()))
-    if key not in _ENV_DATA:
-        env = group.env
-        params = jax.jit(jax.vmap(env.sample_params))(jnp.asarray(group.instance_keys),
-                                                      group.env_settings)
-        keys = jax.vmap(lambda k: jax.random.split(k, 2 * ITEMS + 2))(
-            jnp.asarray(group.run_keys))                                 # [RUNS, 2 ITEMS + 2]
-        observe = jax.jit(jax.vmap(lambda k, s, p, t: env.observe(k, s, p).replace(t=t),
-                                   in_axes=(0, 0, 0, None)))
-        step = jax.jit(jax.vmap(env.step))
-        state = jax.jit(jax.vmap(env.reset))(keys[:, 0], params)
-        actions = random_actions(np.random.default_rng(0), env.spec)
+def env_rollout(env):
+    """(instance keys, settings, run keys, actions) -> (obs of round ITEMS, [ITEMS] feedback)."""
+    def one(instance_key, env_settings, run_key, actions):
+        params = env.sample_params(instance_key, env_settings)
+        keys = jax.random.split(run_key, 2 * ITEMS + 2)
+        state = env.reset(keys[0], params)
         items = []
         for t in range(ITEMS):
-            observe(keys[:, 1 + 2 * t], state, params, jnp.int32(t))
-            state, feedback, _ = step(keys[:, 2 + 2 * t], state, jnp.asarray(actions[t]),
-                                      params)
+            env.observe(keys[1 + 2 * t], state, params)
+            state, feedback, _ = env.step(keys[2 + 2 * t], state, actions[t], params)
             items.append(feedback)
-        obs = observe(keys[:, -1], state, params, jnp.int32(ITEMS))
-        stacked = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1), *items)
-        _ENV_DATA[key] = EnvData(env=env, group=group, obs=obs, feedback=stacked)
+        obs = env.observe(keys[-1], state, params).replace(t=jnp.int32(ITEMS))
+        return obs, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=0), *items)
+
+    return jax.vmap(one)
+
+
+def env_inputs(group):
+    actions = random_actions(np.random.default_rng(0), group.env.spec)
+    return (jnp.asarray(group.instance_keys), group.env_settings, jnp.asarray(group.run_keys),
+            jnp.asarray(np.swapaxes(actions, 0, 1)))
+
+
+def env_data(table: dict, group) -> EnvData:
+    """The environment's observation and a batch of its real feedback (one compile per env)."""
+    key = repr(sorted(table.items()))
+    if key not in _ENV_DATA:
+        obs, feedback = cheap_jit(env_rollout(group.env))(*env_inputs(group))
+        _ENV_DATA[key] = EnvData(env=group.env, group=group, obs=obs,
+                                 feedback=jax.device_get(feedback))
     return _ENV_DATA[key]
 
 
@@ -125,9 +135,10 @@ def env_data(table: dict, group) -> EnvData:
 # Feedback batches built on the host.
 # ---------------------------------------------------------------------------------------------
 def with_rewards_both_ways(feedback: Feedback) -> Feedback:
-    """Rewards alternating 0, 1, 0, ... so that every learner has something to learn."""
-    reward = np.zeros_like(np.asarray(feedback.reward))
-    reward[:, 1::2] = 1.0
+    """Rewards 1, ..., 1, 0: the first and last items (valid in every batch used here) pay 1
+    and 0, so gain-based (EXP3) and loss-based (EXP3-IX) learners both have something to learn."""
+    reward = np.ones_like(np.asarray(feedback.reward))
+    reward[:, -1] = 0.0
     return feedback.replace(reward=reward)
 
 
@@ -194,21 +205,20 @@ def pair(name: str):
                   "env": dict(table), "learner": [{"name": name, **required_hparams(learner_cls)}]}
         try:
             group = config_lib.build(config).groups[0]
-            data = env_data(table, group)
             learner = group.learner
+            # Trace (no compile) the environment and the learner on its outputs: learners
+            # needing signals this environment lacks raise ConfigError here, and the next
+            # environment is tried.
+            obs, feedback = jax.eval_shape(env_rollout(group.env), *env_inputs(group))
             static = {s.name: getattr(learner, s.name) for s in learner_cls.static_settings()}
-            spec = dataclasses.replace(data.env.spec,
-                                       feedback_size=int(np.shape(data.feedback.mask)[1]))
+            spec = dataclasses.replace(group.env.spec, feedback_size=int(feedback.mask.shape[1]))
             learner = learner_cls(spec, HORIZON, **static)
-            # Trace one update on the real batch: learners needing signals this environment
-            # lacks raise ConfigError here, and the next environment is tried.
-            first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)  # noqa: E731
-            hparams = first(group.hparams)
-            state = jax.eval_shape(learner.init, jax.random.PRNGKey(0), hparams)
-            jax.eval_shape(learner.act, jax.random.PRNGKey(0), state, first(data.obs), hparams)
-            jax.eval_shape(learner.update, state, first(data.obs),
-                           jnp.zeros(first(data.feedback.action).shape[1:], jnp.int32),
-                           first(data.feedback), hparams)
+            keys = jnp.asarray(group.run_keys)
+            state = jax.eval_shape(jax.vmap(learner.init), keys, group.hparams)
+            action = jax.eval_shape(jax.vmap(learner.act), keys, state, obs, group.hparams)
+            jax.eval_shape(jax.vmap(learner.update), state, obs, action, feedback,
+                           group.hparams)
+            data = env_data(table, group)
         except ConfigError as error:
             errors.append(f"{table['name']}: {error}")
             continue
@@ -223,9 +233,9 @@ def outcome(name: str) -> dict:
         return _OUTCOMES[name]
     data, group, learner, table = pair(name)
     num_arms = data.env.spec.num_arms
-    init = jax.jit(jax.vmap(learner.init))
-    act = jax.jit(jax.vmap(learner.act))
-    update = jax.jit(jax.vmap(learner.update))
+    init = cheap_jit(jax.vmap(learner.init))
+    act = cheap_jit(jax.vmap(learner.act))
+    update = cheap_jit(jax.vmap(learner.update))
     run_keys, hparams, obs = jnp.asarray(group.run_keys), group.hparams, data.obs
 
     rng = np.random.default_rng(1)

@@ -59,7 +59,7 @@ def scalar_hparams(**values):
             for k, v in values.items()}
 
 
-LINEAR_HP = dict(alpha=1.0, regulariser=1.0)
+LINEAR_HP = dict(alpha=1.0, regulariser=1.0, max_step=1.0)
 DELAY_HP = dict(wait=0, wait_quantile=0.0, max_weight=100.0)
 
 

@@ -21,6 +21,7 @@ from bandits import mab
 from experiments import config as config_lib
 from experiments.runner import record_grid, simulate
 from tests import reference
+from tests.reference import cheap_jit
 
 # The instance: five Bernoulli arms, distinct means, the best one neither first nor last (a
 # learner that prefers low indices gains nothing). Gaps 0.5, 0.3, 0.6, 0, 0.4.
@@ -230,5 +231,159 @@ def test_index_policies_try_every_arm_first():
         return (learner.update(state, obs, action, feedback, hparams), env_state), action
 
     init = (learner.init(jax.random.PRNGKey(0), hparams), env.reset(jax.random.PRNGKey(1), params))
-    _, actions = jax.jit(lambda c: jax.lax.scan(body, c, jnp.arange(10)))(init)
+    _, actions = cheap_jit(lambda c: jax.lax.scan(body, c, jnp.arange(10)))(init)
     assert sorted(np.asarray(actions).tolist()) == list(range(10))
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment invariants (envs/mab.py), property-based: every generator, both reward models.
+# ---------------------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ENV_ROUNDS = 64
+ENV_INSTANCES = 24
+_ENV_CHECKS: dict[tuple, object] = {}
+
+
+def _env_rollout(env):
+    """jit(instance keys, env settings, run keys, actions [R, T]) -> params, per-round arrays."""
+    def one(params, run_key, actions):
+        state = env.reset(run_key, params)
+
+        def body(state, inputs):
+            t, action = inputs
+            key = jax.random.fold_in(run_key, t)
+            obs = env.observe(jax.random.fold_in(key, 0), state, params)
+            state, feedback, info = env.step(jax.random.fold_in(key, 2), state, action, params)
+            return state, {"reward": feedback.reward[0], "action": feedback.action[0],
+                           "mask": feedback.mask[0], "round": feedback.round[0],
+                           "obs_t": obs.t, "features": obs.features, "regret": info.regret}
+
+        return jax.lax.scan(body, state, (jnp.arange(ENV_ROUNDS), actions))[1]
+
+    def rollout(instance_keys, env_settings, run_keys, actions):
+        params = jax.vmap(env.sample_params)(instance_keys, env_settings)
+        return params, jax.vmap(one)(params, run_keys, actions)
+
+    return cheap_jit(rollout)
+
+
+def env_rollout(table: dict, seed: int):
+    """Builds the env through the config layer and plays uniformly random arms."""
+    config = {"run": {"horizon": ENV_ROUNDS, "seeds": 1, "instances": ENV_INSTANCES,
+                      "seed": seed},
+              "env": table, "learner": [{"name": "uniform"}]}
+    group = config_lib.build(config).groups[0]
+    env = group.env
+    static = (table["name"], env.K, env.generator)
+    if static not in _ENV_CHECKS:                      # one compile per static structure
+        _ENV_CHECKS[static] = _env_rollout(env)
+    actions = np.random.default_rng(seed).integers(0, env.K, (ENV_INSTANCES, ENV_ROUNDS))
+    params, rounds = _ENV_CHECKS[static](jnp.asarray(group.instance_keys), group.env_settings,
+                                         jnp.asarray(group.run_keys), jnp.asarray(actions))
+    return env, actions, jax.device_get(params), jax.device_get(rounds)
+
+
+@st.composite
+def mab_tables(draw):
+    name = draw(st.sampled_from(["bernoulli", "gaussian"]))
+    k = 4           # one K: every new static structure costs a compile
+    generator = draw(st.sampled_from(["fixed", "uniform", "gap", "linspace"]))
+    lo, hi = (0.0, 1.0) if name == "bernoulli" else (-3.0, 3.0)
+    value = st.floats(lo, hi, allow_nan=False).map(lambda v: round(v, 3))
+    table = {"name": name, "K": k, "generator": generator}
+    if generator == "fixed":
+        table["means"] = draw(st.lists(value, min_size=k, max_size=k))
+    elif generator in ("uniform", "linspace"):
+        table["low"], table["high"] = sorted([draw(value), draw(value)])
+    else:
+        best = draw(value.filter(lambda v: v >= lo + 0.01))
+        table["best"] = best
+        table["gap"] = draw(st.floats(0.01, best - lo).map(lambda v: round(v, 3)).filter(
+            lambda v: 0 < v <= best - lo))
+    if name == "gaussian":
+        table["sigma"] = draw(st.floats(0.1, 2.0).map(lambda v: round(v, 3)))
+    return table
+
+
+ENV_SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
+                        suppress_health_check=[HealthCheck.too_slow])
+
+
+@ENV_SETTINGS
+@given(table=mab_tables(), seed=st.integers(0, 2**31 - 1))
+def test_environment_invariants(table, seed):
+    env, actions, params, rounds = env_rollout(table, seed)
+    means = np.asarray(params.means, np.float64)                    # [instances, K]
+    k = table["K"]
+    assert means.shape == (ENV_INSTANCES, k)
+    # The instance generator made what the config asked for.
+    f32 = lambda v: np.float32(v).astype(np.float64)  # noqa: E731
+    for row in means:
+        if table["generator"] == "fixed":
+            np.testing.assert_array_equal(row, np.float32(table["means"]))
+        elif table["generator"] == "uniform":
+            assert np.all(row >= f32(table["low"]) - 1e-6) and np.all(row <= f32(table["high"]) + 1e-6)
+        elif table["generator"] == "linspace":
+            np.testing.assert_allclose(np.sort(row), np.linspace(table["low"], table["high"], k),
+                                       atol=1e-5)
+        else:
+            expected = [table["best"] - table["gap"]] * (k - 1) + [table["best"]]
+            np.testing.assert_allclose(np.sort(row), expected, atol=1e-5)
+    if table["name"] == "bernoulli":
+        assert np.all((means >= 0) & (means <= 1))
+    # Rewards in range.
+    rewards = np.asarray(rounds["reward"], np.float64)
+    chosen = np.take_along_axis(means, actions, axis=1)              # [instances, T]
+    if table["name"] == "bernoulli":
+        assert set(np.unique(rewards)) <= {0.0, 1.0}
+    else:
+        assert np.all(np.isfinite(rewards))
+        assert np.all(np.abs(rewards - chosen) <= 8 * table["sigma"])
+    # Pseudo-regret: non-negative each round, so non-decreasing cumulatively, and exactly the
+    # best mean minus the chosen arm's mean (zero exactly when a best arm is played).
+    regret = np.asarray(rounds["regret"], np.float64)
+    assert np.all(regret >= 0)
+    assert np.all(np.diff(np.cumsum(regret, axis=1), axis=1) >= 0)
+    best = means.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(regret, best - chosen, atol=1e-6)
+    assert np.array_equal(regret == 0, chosen == best)
+    # Bookkeeping of the feedback and the observation.
+    np.testing.assert_array_equal(rounds["action"], actions)
+    assert np.all(rounds["mask"])
+    np.testing.assert_array_equal(rounds["round"], np.broadcast_to(np.arange(ENV_ROUNDS),
+                                                                   actions.shape))
+    np.testing.assert_array_equal(rounds["obs_t"], rounds["round"])
+    assert rounds["features"].shape == (ENV_INSTANCES, ENV_ROUNDS, k, 0)
+
+
+def test_generated_instances_differ_and_are_shuffled():
+    # 'gap' instances: the best arm's position varies over instances (generated arms are put
+    # in random order, so a learner preferring low indices gains nothing): 24 instances of
+    # K = 4 place it on every arm (all four are hit with probability 1 - 4 (3/4)^24 > 0.99).
+    table = {"name": "bernoulli", "K": 4, "generator": "gap", "best": 0.6, "gap": 0.2}
+    _, _, params, _ = env_rollout(table, seed=3)
+    assert set(np.argmax(np.asarray(params.means), axis=1).tolist()) == {0, 1, 2, 3}
+    table = {"name": "bernoulli", "K": 4, "generator": "uniform"}
+    _, _, params, _ = env_rollout(table, seed=3)
+    assert len({tuple(m) for m in np.asarray(params.means)}) == ENV_INSTANCES
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
+def test_reward_distribution_matches_the_means(name):
+    # 24 instances x 64 rounds of random arms on fixed means: each arm's reward mean over its
+    # ~380 draws is within 4 standard errors of its mean (reward sd <= 0.5 for Bernoulli, sigma
+    # = 0.5 for Gaussian), and the Gaussian residual sd is sigma within 10%.
+    means = [0.1, 0.7, 0.4, 0.9]
+    table = {"name": name, "K": 4, "means": means}
+    if name == "gaussian":
+        table["sigma"] = 0.5
+    _, actions, _, rounds = env_rollout(table, seed=7)
+    rewards = np.asarray(rounds["reward"], np.float64)
+    for arm, mean in enumerate(means):
+        r = rewards[actions == arm]
+        assert abs(r.mean() - mean) <= 4 * 0.5 / np.sqrt(len(r)), (arm, r.mean())
+    if name == "gaussian":
+        residual = rewards - np.asarray(means)[actions]
+        assert abs(residual.std() - 0.5) <= 0.05

@@ -33,6 +33,14 @@ from experiments.runner import record_grid, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 NEURAL = ("neural_ucb", "neural_ts", "neural_linear")
+# Each learner check compiles a whole program (several CPU seconds), so the default suite keeps
+# the distinct code paths and the slow suite adds the rest: NeuralTS inherits NeuralUCB's init
+# and update and differs only in ``index``; NeuralLinear's masking on an unscheduled round is in
+# test_contract.py, and the scheduled-round path (``retrain_on_schedule``) is shared.
+SLOW = pytest.mark.slow
+VMAPPED_CASES = ("neural_ucb", pytest.param("neural_ts", marks=SLOW), "neural_linear")
+MASKED_CASES = ("neural_ucb", pytest.param("neural_ts", marks=SLOW),
+                pytest.param("neural_linear", marks=SLOW))
 
 
 def tree_equal(a, b) -> bool:
@@ -72,8 +80,7 @@ def test_reward_functions_match_hand_computed_values():
     np.testing.assert_allclose(h("mlp"), [1.8, 6.0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("function,context", [("quadratic", "sphere"), ("cosine", "ball"),
-                                              ("quadratic_form", "sphere"), ("mlp", "ball")])
+@pytest.mark.parametrize("function,context", [("quadratic", "sphere"), ("mlp", "ball")])
 def test_step_invariants(function, context):
     env = make_env(K=5, d=4, function=function, context=context)
     params = env.sample_params(jax.random.PRNGKey(0), {"noise": jnp.float32(0.3)})
@@ -334,7 +341,7 @@ def neural_group(name: str, horizon: int, seeds: int, env: dict | None = None, *
     return config_lib.build(config).groups[0]
 
 
-@pytest.mark.parametrize("name", NEURAL)
+@pytest.mark.parametrize("name", MASKED_CASES)
 def test_masked_feedback_on_a_retraining_round_leaves_state_unchanged(name):
     """Nine real rounds (a retrain at t = 4), then round t = 9, a scheduled retrain: an all-masked
     batch of random content leaves every leaf bit-for-bit unchanged, while the real feedback of
@@ -363,24 +370,27 @@ def test_masked_feedback_on_a_retraining_round_leaves_state_unchanged(name):
         garbage = feedback.replace(
             features=jax.random.normal(run_key, feedback.features.shape) * 3.0,
             reward=feedback.reward + 5.0, mask=jnp.zeros_like(feedback.mask))
-        return (state, learner.update(state, obs, action, garbage, hparams),
-                learner.update(state, obs, action, feedback, hparams))
+        both = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), garbage, feedback)
+        after = jax.vmap(lambda f: learner.update(state, obs, action, f, hparams))(both)
+        return state, after
 
-    before, masked, real = jax.jit(jax.vmap(scenario))(
+    before, after = jax.jit(jax.vmap(scenario))(
         group.run_keys, group.instance_keys, group.env_settings, group.hparams)
+    masked = jax.tree_util.tree_map(lambda x: x[:, 0], after)
+    real = jax.tree_util.tree_map(lambda x: x[:, 1], after)
     assert tree_equal(masked, before)
     assert not tree_equal(real.net.params, before.net.params)
     assert float(jnp.min(neural.replay_count(jax.tree_util.tree_map(
         lambda x: x[0], before.net.buffer)))) == 9
 
 
-@pytest.mark.parametrize("name", NEURAL)
+@pytest.mark.parametrize("name", VMAPPED_CASES)
 def test_vmapped_runs_equal_runs_one_by_one(name):
     """Runs batched together equal the same runs one at a time (batch = 1, another chunk size):
     a run's numbers depend only on its keys (float32 round-off allowed: 1e-5)."""
     group = neural_group(name, horizon=60, seeds=3)
     together = simulate_group(group, 60, 10)
-    alone = simulate_group(group, 60, 10, batch=1, chunk=25)
+    alone = simulate_group(group, 60, 10, batch=1, chunk=30)
     np.testing.assert_allclose(together.columns["regret"], alone.columns["regret"], rtol=1e-5,
                                atol=1e-5)
     assert np.ptp(together.columns["regret"][:, -1]) > 0     # the runs differ

@@ -260,19 +260,20 @@ def test_preset_calibration():
     per-request oracle sends most traffic to the four cheap models once cost matters."""
     env, _, dynamic = make_env()
     params = jax.vmap(lambda k: env.sample_params(k, dynamic))(
-        jax.random.split(jax.random.PRNGKey(7), 16))
+        jax.random.split(jax.random.PRNGKey(7), 64))
 
     def requests(p, key):
-        keys = jax.random.split(key, 512)
+        keys = jax.random.split(key, 256)
         return jax.vmap(lambda k: env.new_state(k, jnp.int32(0), p, 0.0))(keys)
 
-    states = jax.jit(jax.vmap(requests))(params, jax.random.split(jax.random.PRNGKey(8), 16))
+    states = jax.jit(jax.vmap(requests))(params, jax.random.split(jax.random.PRNGKey(8), 64))
     budgets = len(env.budgets)
     # Budget 1 is a single sample (a vote of one): its quality is the single-shot p_m(x).
     single = np.asarray(states.quality[..., ::budgets]).mean(axis=(0, 1))
-    # Tolerance 0.03: with 16 instances x 512 requests the mean moves by about 0.01 between
-    # seeds (random specialisations per instance; seeds 1, 2 at 64 instances: within 0.014).
-    np.testing.assert_allclose(single, routing.TARGET_QUALITY, atol=0.03)
+    # The targets hold on average over instances; each instance's random specialisations move a
+    # model's mean by several points, so a 64-instance mean has a standard error of about 0.01
+    # (seeds 1-4 at 64 instances x 1024 requests: within 0.026 of the targets). Tolerance 0.04.
+    np.testing.assert_allclose(single, routing.TARGET_QUALITY, atol=0.04)
     normalised = states.cost / params.cost_scale[:, None, None]
     for weight in (0.01, 0.1):
         choice = np.asarray(jnp.argmax(states.quality - weight * normalised, axis=-1))
@@ -369,21 +370,22 @@ def test_budgeted_multiplier_rises_when_spend_exceeds_budget():
     env = small_env()
     learner, hparams = _learner("budgeted_linucb", env, budget=0.1, step=0.5)
     lstate = learner.init(jax.random.PRNGKey(0), hparams)
+    update = jax.jit(lambda s, f: learner.update(s, None, jnp.int32(5), f, hparams))
     feedback = Feedback(action=jnp.array([5], jnp.int32), features=jnp.ones((1, 1, 9)),
                         reward=jnp.array([0.5]), round=jnp.array([0]), mask=jnp.ones((1,), bool),
                         extras={"quality": jnp.array([1.0]), "cost": jnp.array([1.1])})
-    lstate = learner.update(lstate, None, jnp.int32(5), feedback, hparams)
+    lstate = update(lstate, feedback)
     # mu = clip(0 + 0.5 * (1.1 - 0.1), 0, 1 / 0.1) = 0.5
     assert float(lstate.multiplier) == pytest.approx(0.5)
     cheap = feedback.replace(extras={"quality": jnp.array([1.0]), "cost": jnp.array([0.0])})
     for _ in range(3):
-        lstate = learner.update(lstate, None, jnp.int32(5), cheap, hparams)
+        lstate = update(lstate, cheap)
     assert float(lstate.multiplier) == pytest.approx(0.35)      # 0.5 - 3 * 0.5 * 0.1
     for _ in range(10):
-        lstate = learner.update(lstate, None, jnp.int32(5), cheap, hparams)
+        lstate = update(lstate, cheap)
     assert float(lstate.multiplier) == 0.0                      # clipped at 0
     expensive = feedback.replace(extras={"quality": jnp.array([1.0]), "cost": jnp.array([50.0])})
-    lstate = learner.update(lstate, None, jnp.int32(5), expensive, hparams)
+    lstate = update(lstate, expensive)
     assert float(lstate.multiplier) == pytest.approx(10.0)      # clipped at 1 / budget
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from experiments import config as config_lib
 from experiments.runner import (Simulation, _pad_runs, default_chunk, record_grid, simulate)
+from tests.reference import cheap_jit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,8 +60,9 @@ def test_default_chunk_is_a_valid_chunk(horizon):
 
 
 # ---------------------------------------------------------------------------------------------
-# One learner (epsilon-greedy: it draws a coin, a random arm and a tie-break every round, so
-# any key mix-up shows) on a 4-armed Bernoulli bandit with a generated instance per run.
+# One learner (EXP3: it samples its arm from a distribution every round, so any key mix-up
+# shows, and learns through the default masked fold of update_one) on a 4-armed Bernoulli
+# bandit with uniformly drawn means.
 # ---------------------------------------------------------------------------------------------
 HORIZON = 60
 RUNS = 5            # 5 runs: batches of 2 need one padded run
@@ -72,7 +74,7 @@ GRID = record_grid(HORIZON, RECORD)
 def group():
     config = {"run": {"horizon": HORIZON, "seeds": 5, "instances": 1, "record": RECORD},
               "env": {"name": "bernoulli", "K": 4, "generator": "uniform"},
-              "learner": [{"name": "epsilon_greedy", "epsilon": 0.3}]}
+              "learner": [{"name": "exp3", "gamma": 0.3}]}
     groups = config_lib.build(config).groups
     assert len(groups) == 1 and len(groups[0].runs) == RUNS
     return groups[0]
@@ -114,7 +116,7 @@ def test_vmapped_runs_equal_unbatched_scans(group, reference_result):
     # stores at grid point t the regret summed over rounds 1..t.
     sim = Simulation(group.env, group.learner, HORIZON, GRID, HORIZON)
 
-    @jax.jit
+    @cheap_jit
     def one_run(run_key, instance_key, env_settings, hparams):
         carry, consts = sim._init_run(run_key, instance_key, env_settings, hparams)
 
