@@ -22,14 +22,15 @@ demo: $(STAMP)
 	@echo "results: results/quickstart/results.parquet  (one row per run and recorded round)"
 	@echo "plot:    results/quickstart/regret.png"
 
+# Tests run on every core (pytest-xdist): most of their time is single-threaded XLA compilation.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: $(STAMP)
 	$(BIN)/banditjax bench

@@ -20,7 +20,8 @@ K-armed (``envs.dueling.Dueling``); W[i, j] = number of duels i won against j, N
 Linear contextual (``envs.dueling.ContextualDueling``), all on the logistic MLE of
 ``bandits/glm.py`` (theta_hat: ``iterations`` warm-started Newton steps on the regularised
 logistic loss over z_s = x_first - x_second, y_s = 1 when first won) and the design matrix
-V = lambda I + sum_s z_s z_s^T of ``bandits/linalg.py`` (Sherman-Morrison; w_ij = ||x_i - x_j||_{V^-1}):
+V = lambda I + sum_s z_s z_s^T of ``bandits/linalg.py`` (Sherman-Morrison;
+w_ij = ||x_i - x_j||_{V^-1}); each Newton step is clipped to ``max_step`` (a trust region):
 - ``maxinp``: Saha (2021), "Optimal Algorithms for Stochastic Contextual Preference Bandits",
   Algorithm 1 (MaxInP): the arms not yet ruled out, C = {i : theta^T (x_i - x_j) + alpha w_ij >= 0
   for all j}, and the pair of C x C with the largest w_ij ("maximum informative pair").
@@ -28,7 +29,7 @@ V = lambda I + sum_s z_s z_s^T of ``bandits/linalg.py`` (Sherman-Morrison; w_ij 
   Linear Stochastic Transitivity Models", Algorithm 1 (CoLSTIM): first arm argmax_i theta^T x_i +
   eps_i ||x_i||_{V^-1} with eps_i ~ Gumbel clipped to [-threshold, threshold] (the logistic link's
   perturbation); second arm argmax_j theta^T (x_j - x_first) + alpha w_j,first. Defaults
-  threshold = alpha = sqrt(d ln T), their experiments' choice.
+  threshold = alpha = sqrt(d ln T).
 - ``linear_dueling_ucb`` / ``linear_dueling_ts``: the linear case of Verma, Dai, Lin, Jaillet and
   Low (2024), "Neural Dueling Bandits" (their NDB-UCB / NDB-TS with f(x) = theta^T x, g(x) = x):
   first arm greedy, argmax_i theta^T x_i; second arm argmax_j theta^T x_j + alpha w_j,first (UCB)
@@ -36,7 +37,7 @@ V = lambda I + sum_s z_s z_s^T of ``bandits/linalg.py`` (Sherman-Morrison; w_ij 
 
 Neural (Verma et al. 2024, Algorithm 1 NDB-UCB and NDB-TS): the same two rules with f a flax MLP
 trained on the logistic preference loss sum_s softplus(f(x_s1) - f(x_s2)) - y_s (f(x_s1) - f(x_s2))
-(their eq. 3 with the ``bandits/neural.py`` regulariser m lambda ||theta - theta_0||^2 / 2) and
+(with the ``bandits/neural.py`` regulariser m lambda ||theta - theta_0||^2 / 2), and
 the gradient-based width sigma_j = sqrt(lambda (g_j - g_first)^T Z^{-1} (g_j - g_first)),
 Z = lambda I + sum_s (g_s1 - g_s2)(g_s1 - g_s2)^T kept diagonal, g = grad f / sqrt(m) (the shared
 pieces of ``bandits/neural.py``): ``neural_dueling_ucb``, ``neural_dueling_ts``.
@@ -67,10 +68,18 @@ item of the bounded history (``glm.History``), never stored. Variants (static ``
   pools both outcomes, so with outcome-dependent delays it corrects only the delay, not the
   outcome bias (use ``known`` there; see the README).
 - ``none``: every arrived comparison has weight 1 (the delay-ignoring baseline).
-``max_weight`` clips the weights (variance against bias; inf: exact IPW). ``wait`` > 0 gives the
-waiting baseline: a comparison enters the loss only once ``wait`` rounds have passed since it
-was made (so nearly all the feedback that will ever arrive for it has arrived), unweighted with
-``ipw = "none"``. The design matrix V and the neural Z count every arrived comparison, unweighted.
+``max_weight`` clips the weights (variance against bias; inf: exact IPW). The waiting baseline
+is ``ipw = "none"`` with ``wait`` > 0 (a comparison enters the loss only once ``wait`` rounds
+have passed since it was made) or ``wait_quantile`` = q > 0 (only once a fraction q of the
+feedback would have arrived under the told law, for both outcomes, or the window has closed).
+The design matrix V and the neural Z count every arrived comparison, unweighted.
+The state changes only in rounds in which feedback arrives (masked-out feedback leaves it bit
+for bit unchanged, as the learner contract requires); the time-dependent weights and the
+Kaplan-Meier at-risk counts are brought up to date at the next arrival.
+What the weighting buys, measured (README): with outcome-independent delays what has arrived is
+a random subset given the features, so ignoring delays is already consistent and the weights
+only add variance; with outcome-dependent delays (wins slower than losses) the delay-ignoring
+learner is biased and LDB-DF (known) is far better.
 Arm selection (static ``selection``): the ``linear_dueling_ucb`` (default) or ``_ts`` rule above,
 resp. the neural ones; with ``ipw = "none"`` and no delay LDB-DF is exactly
 ``linear_dueling_ucb``.
@@ -89,7 +98,7 @@ from bandits import glm, linalg, neural
 from bandits.core import Learner, random_argmax, register_learner, rounds_played, tree_where
 from bandits.core import sample_from_probabilities
 from envs import delay as delay_lib
-from envs.core import Array, ConfigError, Feedback, Observation, Setting
+from envs.core import Array, Feedback, Observation, Setting
 
 IPW_CHOICES = ("known", "estimated", "none")
 SELECTIONS = ("ucb", "ts")
@@ -113,11 +122,10 @@ def random_distinct_pair(key: Array, num_arms: int) -> Array:
 def add_duels(wins: Array, feedback: Feedback) -> Array:
     """W[i, j] += 1 for every valid item in which i beat j (one-hot outer products)."""
     num_arms = wins.shape[0]
-    weight = feedback.mask.astype(jnp.float32)
     first = jax.nn.one_hot(feedback.action[:, 0], num_arms)
     second = jax.nn.one_hot(feedback.action[:, 1], num_arms)
-    won = weight * feedback.reward
-    lost = weight * (1.0 - feedback.reward)
+    won = jnp.where(feedback.mask, feedback.reward, 0.0)
+    lost = jnp.where(feedback.mask, 1.0 - feedback.reward, 0.0)
     return (wins + jnp.einsum("b,bi,bj->ij", won, first, second)
             + jnp.einsum("b,bi,bj->ij", lost, second, first))
 
@@ -354,8 +362,8 @@ class DelayAware:
             self.delay_bins = int(min(self.horizon, 1024))
 
     @classmethod
-    def resolve_delay(cls, values: dict, context: Mapping[str, Any]) -> dict:
-        values = dict(values)
+    def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
+        values = dict(super().resolve(values, context))
         if values.get("delay_bins") is None:
             values["delay_bins"] = int(min(context["horizon"], 1024))
         if values.get("delay_dist") is None:
@@ -377,7 +385,7 @@ class DelayAware:
         return values
 
     @classmethod
-    def check_delay(cls, values: Mapping[str, Any], where: str) -> None:
+    def check_cross(cls, values: Mapping[str, Any], where: str) -> None:
         law = {name: values.get("delay_" + name) for name in DELAY_LAW_NAMES}
         if law["dist"] == "uniform" and law["lo"] is not None and law["hi"] is not None:
             delay_lib.check_delay_values({k: v for k, v in law.items()}, where + ".delay")
@@ -613,29 +621,11 @@ SELECTION = Setting("selection", "ucb", "second-arm rule: 'ucb' (optimistic) or 
                     kind=str, static=True, choices=SELECTIONS)
 
 
-def _check_ipw_cross(values: Mapping[str, Any], where: str) -> None:
-    DelayAware.check_delay(values, where)
-
-
 @register_learner("ldb_df")
 class LDBDF(DelayAware, _LinearDueling):
     """LDB-DF: the linear dueling learner on the inverse-probability-weighted loss (ours)."""
 
     settings = (ALPHA,) + GLM_SETTINGS + (SELECTION,) + DELAY_SETTINGS
-
-    @classmethod
-    def resolve(cls, values, context):
-        return cls.resolve_delay(super().resolve(values, context), context)
-
-    @classmethod
-    def check_cross(cls, values, where):
-        _check_ipw_cross(values, where)
-
-    def init_delays(self) -> DelayEstimate:
-        return DelayAware.init_delays(self)
-
-    def update_delays(self, delays, obs, feedback):
-        return DelayAware.update_delays(self, delays, obs, feedback)
 
     def weights(self, state: LinearDuelingState, t, hparams) -> Array:
         history = state.history
@@ -759,20 +749,6 @@ class NDBDF(DelayAware, _NeuralDueling):
     """NDB-DF: the neural dueling learner on the inverse-probability-weighted loss (ours)."""
 
     settings = _NeuralDueling.settings + (SELECTION,) + DELAY_SETTINGS
-
-    @classmethod
-    def resolve(cls, values, context):
-        return cls.resolve_delay(super().resolve(values, context), context)
-
-    @classmethod
-    def check_cross(cls, values, where):
-        _check_ipw_cross(values, where)
-
-    def init_delays(self) -> DelayEstimate:
-        return DelayAware.init_delays(self)
-
-    def update_delays(self, delays, obs, feedback):
-        return DelayAware.update_delays(self, delays, obs, feedback)
 
     def uses_sampling(self) -> bool:
         return self.selection == "ts"

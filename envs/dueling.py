@@ -44,7 +44,7 @@ Both compose with ``envs.delay.Delayed`` (the feedback is an ordinary masked bat
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp

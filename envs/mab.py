@@ -75,6 +75,9 @@ class _StochasticMAB(Environment):
             if means is None:
                 raise ConfigError(f"{where}.means: required when generator = 'fixed' (a list of "
                                   f"K = {k} numbers)")
+        elif means is not None:
+            raise ConfigError(f"{where}.means: given, but generator = {values['generator']!r} "
+                              f"draws the means itself; drop means or set generator = 'fixed'")
         if means is not None and len(means) != k:
             raise ConfigError(f"{where}.means has {len(means)} values but K = {k}: give one mean "
                               f"per arm")

@@ -577,8 +577,9 @@ def register_command(subparsers) -> None:
                        help="a smoke test: 200 runs, short horizons, one repeat")
     bench.add_argument("--learners", default=",".join(FAMILIES),
                        help=f"comma-separated families (default: all of {', '.join(FAMILIES)})")
-    bench.add_argument("--horizon", type=int, help="rounds per run for every family (default: "
-                                                   "per family, 1000 for the K-armed ones)")
+    bench.add_argument("--horizon", type=int,
+                       help="rounds per run for every family (default per family: UCB1 1000, "
+                            "Thompson 200, KL-UCB 300, LinUCB 100, NeuralUCB 30, LDB-DF 50)")
     bench.add_argument("--repeats", type=int,
                        help="timed repeats, the median is reported (default 3; --quick: 1)")
     bench.add_argument("--out", default="bench", help="folder for results.json and results.md")

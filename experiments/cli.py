@@ -30,12 +30,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config.setdefault("run", {})["checkpoint_every"] = args.checkpoint_every
     experiment = config_lib.build(config)          # every check happens here, before tracing
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+    created = not out.exists()
     if args.resume:
         prepare_resume(out)
     else:
         prepare_out_dir(out, args.force)
     distributed.barrier("banditjax-out-dir-checked")
-    frame, meta = run_experiment(experiment, out, progress=not args.quiet, resume=args.resume)
+    try:
+        frame, meta = run_experiment(experiment, out, progress=not args.quiet,
+                                     resume=args.resume)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()                            # a run that failed before writing anything
+        raise
     if frame is None:                              # not process 0 of a multi-process run
         return 0
     metrics = tuple(m for m in ("regret", "weak_regret", "quality", "cost") if m in frame)

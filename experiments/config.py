@@ -346,7 +346,7 @@ def build(config: Mapping) -> Experiment:
             combos = expand_settings(learner_cls, table, where, context, extra_keys=("label",))
             all_combos.append((env, env_list, combos))
         varying = _varying([c for _, _, combos in all_combos for c in combos])
-        resolved_learners.append(dict(table))
+        resolved_learners.append(with_defaults(learner_cls, table))
         for env, env_list, combos in all_combos:
             by_static: dict[tuple, list[dict]] = {}
             for c in combos:
@@ -360,9 +360,26 @@ def build(config: Mapping) -> Experiment:
                                     next_run, where)
                 next_run += len(group.runs)
                 groups.append(group)
-    resolved = {"run": run, "env": dict(config["env"]), "learner": resolved_learners,
+    env_table = with_defaults(env_cls, config["env"])
+    for name, value in config["env"].items():
+        if isinstance(value, Mapping):
+            env_table[name] = with_defaults(WRAPPERS.get(name, f"env.{name}"), value)
+    resolved = {"run": run, "env": env_table, "learner": resolved_learners,
                 "plot": plot}
     return Experiment(config=resolved, run=run, plot=plot, groups=groups)
+
+
+def with_defaults(cls: type[Configurable], table: Mapping) -> dict:
+    """``table`` with every setting it leaves out at its declared default (None ones omitted).
+
+    This is what config.toml records, so a results folder says every value its runs used.
+    """
+    out = {"name": table["name"]} if "name" in table else {}
+    for s in cls.settings:
+        if s.name not in table and s.default is not None:
+            out[s.name] = s.default
+    out.update(table)
+    return out
 
 
 def _make_group(env, env_cls, env_list, env_varying, learner, learner_cls, learner_combos,

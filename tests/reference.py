@@ -11,8 +11,10 @@ with NumPy's own generator (so the only thing shared with the JAX code is the al
 
 Ties are broken uniformly at random (as the package's convention), rewards are Bernoulli.
 
-Also one test helper, ``cheap_jit``: ``jax.jit`` compiled without XLA's expensive backend
-optimisations, for functions the tests compile themselves (compile time dominates the suite).
+Also two test helpers: ``cheap_jit`` (``jax.jit`` compiled without XLA's expensive backend
+optimisations, for functions the tests compile themselves: compile time dominates the suite) and
+``run_alone`` (one run of the runner's own per-run functions as a plain ``lax.scan`` over every
+round, no ``vmap``, no chunks: what a batched, chunked ``simulate`` must reproduce exactly).
 """
 from __future__ import annotations
 
@@ -112,3 +114,29 @@ def cheap_jit(fn):
         return compiled[signature](*args)
 
     return call
+
+
+def run_alone(env, learner, horizon: int):
+    """f(run_key, instance_key, env_settings, hparams) -> [horizon] cumulative regret of one run.
+
+    Uses ``experiments.runner.Simulation``'s per-run initialisation and round (so the same keys
+    and the same arithmetic) in one ``lax.scan`` over all rounds, without ``vmap``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from experiments.runner import Simulation
+
+    sim = Simulation(env, learner, horizon, np.arange(1, horizon + 1), horizon)
+
+    def one_run(run_key, instance_key, env_settings, hparams):
+        carry, consts = sim._init_run(run_key, instance_key, env_settings, hparams)
+
+        def body(state, t):
+            env_state, learner_state, sums = sim._round(*state, consts, t)
+            return (env_state, learner_state, sums), sums[0]
+
+        state = (carry.env_state, carry.learner_state, carry.sums)
+        return jax.lax.scan(body, state, jnp.arange(horizon, dtype=jnp.int32))[1]
+
+    return cheap_jit(one_run)

@@ -74,9 +74,10 @@ def test_quick_bench_writes_a_markdown_table(quick_report):
     assert str(out / "results.md") in stdout
 
 
-@pytest.mark.parametrize("reference, learner", [(bench.numpy_ucb1, "ucb1"),
-                                                (bench.numpy_thompson, "thompson"),
-                                                (bench.numpy_klucb, "klucb")])
+@pytest.mark.parametrize("reference, learner", [
+    (bench.numpy_ucb1, "ucb1"),
+    pytest.param(bench.numpy_thompson, "thompson", marks=pytest.mark.slow),
+    pytest.param(bench.numpy_klucb, "klucb", marks=pytest.mark.slow)])
 def test_numpy_references_match_the_jax_learners(reference, learner):
     # Same problem family (K = 10, means ~ U(0, 1) per run), independent random numbers: the mean
     # final regret over 300 runs of 200 rounds must agree within 4 standard errors of the

@@ -94,6 +94,8 @@ BAD_CONFIGS = [
     ("one-arm", _set("env", K=1, means=[0.5]), ["env.K", "1", "out of range", ">= 2"]),
     ("zero-arms", _env(K=0), ["env.K", "0", ">= 2"]),
     ("means-length", _set("env", K=4), ["env.means has 3 values but K = 4"]),
+    ("means-ignored-by-generator", _set("env", generator="uniform"),
+     ["env.means", "generator = 'uniform'", "set generator = 'fixed'"]),
     # Non-positive horizons, seeds, record counts.
     ("zero-horizon", _set("run", horizon=0), ["run.horizon", "0", "out of range", ">= 1"]),
     ("negative-horizon", _set("run", horizon=-5), ["run.horizon", "-5", ">= 1"]),

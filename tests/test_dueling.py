@@ -213,7 +213,7 @@ RANDOM_CONDORCET = {"gap": jnp.float32(0.1)}
 def test_condorcet_winner_is_found_quick(learner_cls):
     # Bradley-Terry utilities with clear gaps (the winner beats the runner-up w.p. 0.69);
     # in the last 20% of 1,200 rounds, (winner, winner) is played most of the time on every
-    # seed (>= 0.6 each, >= 0.8 on average).
+    # seed (>= 0.6 each, >= 0.8 on average; measured 0.95-0.98 for both learners).
     fraction = _condorcet_fraction(learner_cls, "bradley_terry", CLEAR_BT, 1200, 4, 5)
     assert fraction.min() >= 0.6 and fraction.mean() >= 0.8, fraction
 
@@ -222,7 +222,7 @@ def test_condorcet_winner_is_found_quick(learner_cls):
 @pytest.mark.parametrize("learner_cls", [RUCB, DoubleTS])
 def test_condorcet_winner_is_found_without_total_order(learner_cls):
     # Random matrices with a Condorcet winner (margin >= 0.1) and cycles among the others;
-    # measured 0.96-1.0 per seed at 2,000 rounds; asserted >= 0.85 per seed over 8 seeds.
+    # measured 0.92-1.0 per seed at 2,000 rounds; asserted >= 0.85 per seed over 8 seeds.
     fraction = _condorcet_fraction(learner_cls, "condorcet", RANDOM_CONDORCET, 2000, 8, 5)
     assert fraction.min() >= 0.85, fraction
 
@@ -378,10 +378,10 @@ def _delayed_regret(ipw, horizon, seeds, scenarios, **hparams):
 def test_ldb_df_under_delays_quick():
     # 8 seeds, 1,000 rounds, K = 10, d = 5 (the same instances and run keys per scenario).
     # Claim 1: geometric delays of mean 10 cost at most a factor 1.5 of the no-delay regret
-    #   (measured ~1.1).
+    #   (measured 0.97).
     # Claim 2: with outcome-dependent delays (first-arm wins: mean 200, censored after 50;
     #   losses immediate) LDB-DF (known) is clearly below the delay-ignoring baseline:
-    #   mean regret < 0.8 x that of ipw = 'none' (measured ~0.5).
+    #   mean regret < 0.8 x that of ipw = 'none' (measured 0.59; lower on all 8 seeds).
     known = _delayed_regret("known", 1000, 8, ["none", "geometric", "outcome"])
     ignoring = _delayed_regret("none", 1000, 8, ["outcome"])
     no_delay, geometric, outcome = known.mean(1)
@@ -391,9 +391,9 @@ def test_ldb_df_under_delays_quick():
 
 @pytest.mark.slow
 def test_ldb_df_under_delays_slow():
-    # 24 seeds, 3,000 rounds. Geometric delays of mean 10: within a factor 1.5 of no delay;
-    # outcome-dependent: below 0.7 x the delay-ignoring baseline, and the gap is larger than
-    # 3 standard errors of the paired difference.
+    # 24 seeds, 3,000 rounds. Geometric delays of mean 10: within a factor 1.5 of no delay
+    # (measured 1.06); outcome-dependent: below 0.7 x the delay-ignoring baseline (measured
+    # 0.25), and the gap is larger than 3 standard errors of the paired difference (measured 24).
     known = _delayed_regret("known", 3000, 24, ["none", "geometric", "outcome"])
     ignoring = _delayed_regret("none", 3000, 24, ["outcome"])[0]
     assert known[1].mean() < 1.5 * known[0].mean()
@@ -505,7 +505,7 @@ def test_config_errors_name_the_field():
 @pytest.mark.slow
 def test_ndb_df_runs_on_a_delayed_problem_and_beats_uniform():
     # 4 seeds x 400 rounds, geometric delays of mean 5: NDB-DF (known) must have less than 0.7x
-    # the regret of uniform pairs (measured ~0.35x).
+    # the regret of uniform pairs (measured 0.18x: 98 against 535).
     env = Delayed(ContextualDueling(K=8, d=4), dist="geometric", capacity=64)
     settings = {"scale": 2.0, "delay": {"mean": 5.0}}
     learner = NDBDF(env.spec, 400, ipw="known", delay_dist="geometric", width=16,
