@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from envs.core import (Array, ConfigError, Configurable, EnvSpec, Feedback, Observation,
-                       Registry)
+                       Registry, Setting)
 
 LEARNERS = Registry("learner")
 register_learner = LEARNERS.register
@@ -129,6 +129,37 @@ def sample_from_probabilities(key: Array, probabilities: Array) -> Array:
     cdf = jnp.cumsum(probabilities)
     u = jax.random.uniform(key) * cdf[-1]
     return jnp.minimum(jnp.sum(cdf <= u), probabilities.shape[0] - 1).astype(jnp.int32)
+
+
+class EpsilonExploration:
+    """Mixin for epsilon-greedy learners: a uniform arm with probability eps_t, else greedy.
+
+    Sutton and Barto (2018), sec. 2.2; ``schedule = "decaying"`` uses eps_t = min(1, epsilon K / t),
+    the epsilon_n-greedy of Auer, Cesa-Bianchi and Fischer (2002), sec. 3, with c / d^2 folded
+    into ``epsilon``. The learner supplies ``greedy_action(key, state, obs, hparams)``.
+    """
+
+    exploration_settings = (
+        Setting("epsilon", 0.1, "exploration probability (fixed) or the constant c of "
+                "eps_t = min(1, c K / t) (decaying)", low=0.0),
+        Setting("schedule", "fixed", "'fixed' or 'decaying'", kind=str, static=True,
+                choices=("fixed", "decaying")),
+    )
+
+    @classmethod
+    def check_cross(cls, values, where):
+        if values["schedule"] == "fixed" and values["epsilon"] > 1:
+            raise ConfigError(f"{where}.epsilon = {values['epsilon']}: a fixed exploration "
+                              f"probability must be in [0, 1]")
+
+    def act(self, key, state, obs, hparams):
+        coin_key, arm_key, greedy_key = jax.random.split(key, 3)
+        epsilon = hparams["epsilon"]
+        if self.schedule == "decaying":
+            epsilon = jnp.minimum(1.0, epsilon * self.num_arms / rounds_played(obs))
+        greedy = self.greedy_action(greedy_key, state, obs, hparams)
+        explore = jax.random.randint(arm_key, (), 0, self.num_arms)
+        return jnp.where(jax.random.uniform(coin_key) < epsilon, explore, greedy).astype(jnp.int32)
 
 
 # ---------------------------------------------------------------------------------------------

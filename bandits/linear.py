@@ -45,8 +45,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from bandits import glm, linalg
-from bandits.core import Learner, random_argmax, register_learner, rounds_played, untried_first
-from envs.core import Array, ConfigError, Feedback, Observation, Setting
+from bandits.core import (EpsilonExploration, Learner, random_argmax, register_learner,
+                          untried_first)
+from envs.core import Array, Feedback, Observation, Setting
 
 MODELS = ("shared", "disjoint")
 
@@ -189,34 +190,13 @@ class LinTS(RidgeLearner):
 
 
 @register_learner("linear_epsilon_greedy")
-class LinearEpsilonGreedy(RidgeLearner):
+class LinearEpsilonGreedy(EpsilonExploration, RidgeLearner):
     """Greedy on the ridge estimate, a uniform arm with probability epsilon_t."""
 
-    settings = (
-        Setting("epsilon", 0.1, "exploration probability (fixed) or the constant c of "
-                "eps_t = min(1, c K / t) (decaying)", low=0.0),
-        Setting("schedule", "fixed", "'fixed' or 'decaying'", kind=str, static=True,
-                choices=("fixed", "decaying")),
-        REGULARISER,
-        MODEL,
-        COMPENSATED,
-    )
+    settings = EpsilonExploration.exploration_settings + (REGULARISER, MODEL, COMPENSATED)
 
-    @classmethod
-    def check_cross(cls, values, where):
-        if values["schedule"] == "fixed" and values["epsilon"] > 1:
-            raise ConfigError(f"{where}.epsilon = {values['epsilon']}: a fixed exploration "
-                              f"probability must be in [0, 1]")
-
-    def act(self, key, state, obs, hparams):
-        coin_key, arm_key, greedy_key = jax.random.split(key, 3)
-        epsilon = hparams["epsilon"]
-        if self.schedule == "decaying":
-            epsilon = jnp.minimum(1.0, epsilon * self.num_arms / rounds_played(obs))
-        greedy = super().act(greedy_key, state, obs, hparams)
-        explore = jax.random.randint(arm_key, (), 0, self.num_arms)
-        return jnp.where(jax.random.uniform(coin_key) < epsilon, explore, greedy).astype(
-            jnp.int32)
+    def greedy_action(self, key, state, obs, hparams):
+        return RidgeLearner.act(self, key, state, obs, hparams)
 
 
 @struct.dataclass

@@ -30,14 +30,14 @@ Each learner names its paper and the equation it implements:
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from bandits.core import (ArmStats, Learner, random_argmax, register_learner, rounds_played,
-                          sample_from_probabilities, untried_first)
+from bandits.core import (ArmStats, EpsilonExploration, Learner, random_argmax,
+                          register_learner, rounds_played, sample_from_probabilities,
+                          untried_first)
 from envs.core import Array, Feedback, Observation, Setting
 
 
@@ -77,29 +77,11 @@ class Uniform(IndexPolicy):
 
 
 @register_learner("epsilon_greedy")
-class EpsilonGreedy(IndexPolicy):
-    settings = (
-        Setting("epsilon", 0.1, "exploration probability (fixed) or the constant c of "
-                "eps_t = min(1, c K / t) (decaying)", low=0.0),
-        Setting("schedule", "fixed", "'fixed' or 'decaying'", kind=str, static=True,
-                choices=("fixed", "decaying")),
-    )
+class EpsilonGreedy(EpsilonExploration, IndexPolicy):
+    settings = EpsilonExploration.exploration_settings
 
-    @classmethod
-    def check_cross(cls, values, where):
-        from envs.core import ConfigError
-        if values["schedule"] == "fixed" and values["epsilon"] > 1:
-            raise ConfigError(f"{where}.epsilon = {values['epsilon']}: a fixed exploration "
-                              f"probability must be in [0, 1]")
-
-    def act(self, key, state, obs, hparams):
-        coin_key, arm_key, tie_key = jax.random.split(key, 3)
-        epsilon = hparams["epsilon"]
-        if self.schedule == "decaying":
-            epsilon = jnp.minimum(1.0, epsilon * self.num_arms / rounds_played(obs))
-        greedy = random_argmax(tie_key, untried_first(state.means, state.counts))
-        explore = jax.random.randint(arm_key, (), 0, self.num_arms)
-        return jnp.where(jax.random.uniform(coin_key) < epsilon, explore, greedy).astype(jnp.int32)
+    def greedy_action(self, key, state, obs, hparams):
+        return random_argmax(key, untried_first(state.means, state.counts))
 
 
 @register_learner("etc")

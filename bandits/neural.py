@@ -48,9 +48,12 @@ Shared pieces (stable API; the neural dueling learners use them too):
 - ``diagonal_precision_init``, ``diagonal_precision_add``, ``diagonal_widths``: diagonal Z.
 - ``NetworkState`` and the ``NeuralLearner`` base class (settings, init, buffer + retrain).
 - ``BayesianRegression``, ``regression_add``, ``regression_sample``: NeuralLinear's last layer.
+- ``cholesky_lower``, ``solve_lower``, ``solve_lower_transposed``: small dense algebra without
+  LAPACK calls (a CPU deadlock workaround, see ``cholesky_lower``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, Optional, Sequence
 
@@ -274,9 +277,8 @@ class BayesianRegression:
     sec. 3). Kept as sufficient statistics: precision = lambda I + sum phi phi^T ([w, w]),
     target = sum r phi ([w]), sum_squares = sum r^2, count = n. The precision (not its
     inverse) is stored: refitting after a retrain is then a matrix product, and sampling needs
-    one Cholesky factor and triangular solves with vector right-hand sides, which stay fast
-    under ``vmap`` on CPU (batched solves with matrix right-hand sides, as an explicit inverse
-    needs, were 100-1000x slower in our measurements).
+    one Cholesky factor and two triangular solves (``cholesky_lower``, ``solve_lower``,
+    ``solve_lower_transposed``: plain jnp loops, no LAPACK call; see there why).
     """
 
     precision: Array
@@ -306,22 +308,68 @@ def regression_add(state: BayesianRegression, features: Array, targets: Array,
                               count=state.count + jnp.sum(weights))
 
 
+def cholesky_lower(matrix: Array) -> Array:
+    """L lower triangular with L L^T = ``matrix`` ([n, n] symmetric positive definite).
+
+    Column by column (Cholesky-Crout) in a ``fori_loop`` of n vectorised steps, instead of
+    LAPACK: under ``vmap`` at about 1,000 runs, jaxlib 0.10's batched LAPACK kernels on CPU split
+    the batch over XLA's intra-op thread pool and wait for it, and two such independent kernels
+    (e.g. two triangular solves off one factor) running at once on the 2-thread pool of a 2-core
+    machine deadlocked the whole program (seen with gdb: both pool threads in
+    ``jax::ParallelBatchMap``). Batched solves with matrix right-hand sides were also 100x
+    slower there. For the small last layer of NeuralLinear (n = width) n steps are cheap.
+    """
+    n = matrix.shape[-1]
+    rows = jnp.arange(n)
+
+    def column(j, factor):
+        residual = matrix[:, j] - factor @ factor[j]          # columns >= j of factor are 0
+        pivot = jnp.sqrt(jnp.maximum(residual[j], 1e-30))
+        values = jnp.where(rows == j, pivot, residual / pivot)
+        return factor.at[:, j].set(jnp.where(rows >= j, values, 0.0))
+
+    return jax.lax.fori_loop(0, n, column, jnp.zeros_like(matrix))
+
+
+def solve_lower(factor: Array, rhs: Array) -> Array:
+    """x with L x = rhs (forward substitution; ``rhs`` [n] or [n, m])."""
+    n = factor.shape[-1]
+
+    def row(i, x):
+        value = (rhs[i] - factor[i] @ x) / factor[i, i]       # entries >= i of x are 0
+        return x.at[i].set(value)
+
+    return jax.lax.fori_loop(0, n, row, jnp.zeros_like(rhs))
+
+
+def solve_lower_transposed(factor: Array, rhs: Array) -> Array:
+    """x with L^T x = rhs (backward substitution; ``rhs`` [n] or [n, m])."""
+    n = factor.shape[-1]
+
+    def row(k, x):
+        i = n - 1 - k
+        value = (rhs[i] - factor[:, i] @ x) / factor[i, i]    # entries <= i of x are 0
+        return x.at[i].set(value)
+
+    return jax.lax.fori_loop(0, n, row, jnp.zeros_like(rhs))
+
+
 def regression_sample(key: Array, state: BayesianRegression, a0: Array, b0: Array) -> Array:
     """One posterior draw of beta: sigma^2 ~ IG(a_n, b_n), beta ~ N(mu, sigma^2 precision^{-1}).
 
     a_n = a0 + n / 2, b_n = b0 + (sum r^2 - mu^T precision mu) / 2, mu = precision^{-1} target
-    (Riquelme et al. 2018, sec. 3, the NIG update).
+    (Riquelme et al. 2018, sec. 3, the NIG update). With precision = L L^T and z ~ N(0, I),
+    mu + sigma L^{-T} z has covariance sigma^2 precision^{-1}.
     """
     noise_key, beta_key = jax.random.split(key)
-    factor = jnp.linalg.cholesky(state.precision)
-    solve = jax.scipy.linalg.solve_triangular
-    half = solve(factor, state.target, lower=True)                 # L^{-1} b
-    mean = solve(factor, half, lower=True, trans=1)                # L^{-T} L^{-1} b
+    factor = cholesky_lower(state.precision)
+    half = solve_lower(factor, state.target)                            # L^{-1} b
     shape = a0 + 0.5 * state.count
-    scale = b0 + 0.5 * jnp.maximum(state.sum_squares - half @ half, 0.0)
+    scale = b0 + 0.5 * jnp.maximum(state.sum_squares - half @ half, 0.0)   # half.half = mu.b
     variance = scale / jax.random.gamma(noise_key, shape)
-    z = jax.random.normal(beta_key, mean.shape, jnp.float32)
-    return mean + jnp.sqrt(variance) * solve(factor, z, lower=True, trans=1)
+    z = jax.random.normal(beta_key, half.shape, jnp.float32)
+    # One backward substitution for mean and noise: L^{-T} (L^{-1} b + sigma z).
+    return solve_lower_transposed(factor, half + jnp.sqrt(variance) * z)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,6 +406,12 @@ NETWORK_SETTINGS = (
     Setting("capacity", None, "replay buffer size (default: the horizon; the oldest items are "
             "overwritten when it is full)", kind=int, static=True, low=1, optional=True),
 )
+
+
+def with_defaults(settings: tuple[Setting, ...], **defaults: Any) -> tuple[Setting, ...]:
+    """``settings`` with the defaults of the named ones replaced."""
+    return tuple(dataclasses.replace(s, default=defaults[s.name]) if s.name in defaults else s
+                 for s in settings)
 
 
 class NeuralLearner(Learner):
@@ -496,7 +550,10 @@ class NeuralLinearState:
 class NeuralLinear(NeuralLearner):
     """Thompson sampling on a Bayesian linear last layer (Riquelme, Tucker and Snoek 2018)."""
 
-    settings = NETWORK_SETTINGS + (
+    # Retrain every 50 rounds as in Riquelme et al.'s NeuralLinear (training_freq_network = 50),
+    # with 100 steps: the same optimiser work per round as the defaults of NeuralUCB, and a
+    # fifth of the posterior refits (each one a pass over the whole buffer).
+    settings = with_defaults(NETWORK_SETTINGS, train_every=50, train_steps=100) + (
         Setting("a0", 6.0, "Inverse-Gamma prior shape of the noise variance", low=0.0,
                 low_open=True),
         Setting("b0", 6.0, "Inverse-Gamma prior scale of the noise variance", low=0.0,
