@@ -9,16 +9,16 @@
 - ``neural_linear``: Riquelme, Tucker and Snoek (2018), "Deep Bayesian Bandits Showdown", sec. 3
   ("NeuralLinear"): Thompson sampling from a Bayesian linear regression on the last hidden layer
   phi(x) of the network, with the Normal-Inverse-Gamma prior sigma^2 ~ IG(a0, b0),
-  beta | sigma^2 ~ N(0, sigma^2 / lambda I). The network is retrained every m rounds and the
-  posterior then recomputed from the whole buffer with the new features (their "retrain the
-  representation, refit the linear model on all data" schedule); between retrains it is updated
-  one observation at a time.
+  beta | sigma^2 ~ N(0, sigma^2 / lambda I). The network is retrained every m rounds (default
+  50, their setting) and the posterior then recomputed from the whole buffer with the new
+  features; between retrains it is updated one observation at a time.
 
 Choices made so the learners stay jittable under ``vmap`` with fixed cost per round:
 - g(x; theta) = grad_theta f(x; theta) / sqrt(m) (m = ``width``), so Z = lambda I + sum g g^T
-  and sigma^2 = lambda g^T Z^{-1} g is the papers' formula. Z is kept DIAGONAL, as in both papers'
-  experiments ("we use the diagonal of Z", NeuralUCB sec. 7.1; NeuralTS sec. 6): Z_jj = lambda +
-  sum_s g_j(x_s)^2, cost O(p) per round for p network parameters.
+  and sigma^2 = lambda g^T Z^{-1} g is the papers' formula. Z is kept DIAGONAL, the
+  approximation the papers' experiments use for speed (and the authors' released NeuralUCB code,
+  ``learner_diag.py``): Z_jj = lambda + sum_s g_j(x_s)^2, cost O(p) per round for p network
+  parameters.
 - NeuralUCB's gamma_t (a theoretical expression) is taken constant, gamma = nu sqrt(lambda), so
   both learners share the parametrisation of NeuralTS: index = f + nu * sigma (UCB) or
   f + nu * sigma * N(0, 1) (TS), with sigma = sqrt(lambda g^T Z^{-1} g).
