@@ -38,6 +38,7 @@ base's, so validation, defaults, sweeps and ``hp.*`` columns work as for the bas
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, Mapping
 
@@ -264,9 +265,9 @@ class _OnTheFlyLinear(Learner):
         projected = state.recent @ linalg.inverse_matrix(state.ridge)   # [m, d] (V^{-1} sym.)
         return jnp.sum(jnp.abs(features @ projected.T), axis=1)
 
+    @abc.abstractmethod
     def index(self, key, state: OnTheFlyState, obs: Observation, hparams) -> Array:
         """The index without the bias term ([K])."""
-        raise NotImplementedError
 
 
 @register_learner("otf_linucb")

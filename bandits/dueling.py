@@ -86,6 +86,7 @@ resp. the neural ones; with ``ipw = "none"`` and no delay LDB-DF is exactly
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from typing import Any, Mapping
@@ -527,8 +528,9 @@ class _LinearDueling(_PairLearner):
     def act(self, key, state: LinearDuelingState, obs, hparams):
         return self.select(key, state.theta, state.design.inverse, obs.features, hparams)
 
+    @abc.abstractmethod
     def select(self, key, theta, inverse, features, hparams) -> Array:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
 
 def greedy_then_optimistic(key: Array, theta: Array, inverse: Array, features: Array,

@@ -53,6 +53,7 @@ Shared pieces (stable API; the neural dueling learners use them too):
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from typing import Any, Callable, Optional, Sequence
@@ -512,8 +513,9 @@ class _GradientExplorer(NeuralLearner):
         sigma = diagonal_widths(state.precision, grads, hparams["regulariser"])
         return random_argmax(tie_key, self.index(index_key, values, sigma, hparams))
 
+    @abc.abstractmethod
     def index(self, key: Array, values: Array, sigma: Array, hparams) -> Array:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
     def update(self, state: GradientState, obs, action, feedback: Feedback,
                hparams) -> GradientState:

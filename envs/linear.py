@@ -37,6 +37,7 @@ Regret (``StepInfo.regret``): max_a E[r | x_{t,a}] - E[r | x_{t,A_t}], on the re
 """
 from __future__ import annotations
 
+import abc
 from typing import Any, Mapping
 
 import jax
@@ -174,13 +175,13 @@ class _LinearModel(Environment):
         next_state = LinearState(t=state.t + 1, features=self.draw_context(context_key, params))
         return next_state, feedback, info
 
+    @abc.abstractmethod
     def expected_rewards(self, predictors: Array) -> Array:
         """E[r] of every arm from its linear predictor."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def draw_reward(self, key: Array, mean: Array, params: LinearParams) -> Array:
         """One reward of an arm with expected reward ``mean``."""
-        raise NotImplementedError
 
 
 @register_env("linear")
