@@ -113,6 +113,11 @@ def immediate_feedback(action: Array, features: Array, reward: Array, t: Array,
     )
 
 
+def unit_rows(x: Array) -> Array:
+    """Each row of ``x`` divided by its Euclidean norm (zero rows stay near zero)."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
     """Static facts about an environment that a learner is built from."""

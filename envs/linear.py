@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting,
-                       StepInfo, immediate_feedback, register_env)
+from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting, StepInfo,
+                       immediate_feedback, register_env, unit_rows)
 
 MODELS = ("shared", "disjoint")
 THETA_GENERATORS = ("sphere", "gaussian", "fixed")
@@ -72,8 +72,6 @@ class LinearState:
     features: Array   # [K, d] this round's context
 
 
-def _unit_rows(x: Array) -> Array:
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _settings(theta_norm_default: float) -> tuple[Setting, ...]:
@@ -134,12 +132,12 @@ class _LinearModel(Environment):
         if self.theta_generator == "fixed":
             theta = jnp.asarray(settings["theta"], jnp.float32)[None, :]
         elif self.theta_generator == "sphere":
-            theta = norm * _unit_rows(jax.random.normal(theta_key, (rows, self.d)))
+            theta = norm * unit_rows(jax.random.normal(theta_key, (rows, self.d)))
         else:
             theta = norm * jax.random.normal(theta_key, (rows, self.d)) / jnp.sqrt(self.d)
         theta = jnp.broadcast_to(theta, (self.K, self.d)).astype(jnp.float32)
         if self.context == "fixed":
-            features = _unit_rows(jax.random.normal(feature_key, (self.K, self.d)))
+            features = unit_rows(jax.random.normal(feature_key, (self.K, self.d)))
         else:
             features = jnp.zeros((self.K, self.d))
         noise = jnp.asarray(settings.get("noise", 0.0), jnp.float32)
@@ -151,7 +149,7 @@ class _LinearModel(Environment):
             return params.features
         rows = self.K if self.model == "shared" else 1
         x = jax.random.normal(key, (rows, self.d), jnp.float32)
-        x = _unit_rows(x) if self.context == "sphere" else x / jnp.sqrt(self.d)
+        x = unit_rows(x) if self.context == "sphere" else x / jnp.sqrt(self.d)
         return jnp.broadcast_to(x, (self.K, self.d))
 
     # -- protocol -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from envs.core import (Array, EnvSpec, Environment, Observation, Setting, StepInfo,
-                       immediate_feedback, register_env)
+                       immediate_feedback, register_env, unit_rows)
 
 FUNCTIONS = ("quadratic", "quadratic_form", "cosine", "mlp")
 CONTEXTS = ("sphere", "ball")
@@ -66,9 +66,6 @@ class NonlinearState:
     features: Array   # [K, d] this round's context
 
 
-def unit_rows(x: Array) -> Array:
-    """Each row of ``x`` divided by its Euclidean norm."""
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def random_relu_network(key: Array, dim: int, width: int, layers: int) -> tuple:

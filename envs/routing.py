@@ -118,8 +118,8 @@ import numpy as np
 from flax import struct
 from jax.scipy.special import xlogy
 
-from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting,
-                       StepInfo, immediate_feedback, register_env)
+from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting, StepInfo,
+                       immediate_feedback, register_env, unit_rows)
 
 # The calibrated model table: (name, input $/1M tokens, output $/1M tokens, ability theta_m).
 # Prices: public list prices in 2024 (see the module docstring). Abilities: calibrated on this
@@ -411,7 +411,7 @@ class Routing(Environment):
         # One normal draw for the whole instance (one threefry call: cheaper to compile).
         normal = jax.random.normal(key, ((m + c + 1) * d,))
         specialisation = scalars["specialisation"] * normal[:m * d].reshape(m, d)
-        topics = _unit_rows(normal[m * d:(m + c) * d].reshape(c, d))
+        topics = unit_rows(normal[m * d:(m + c) * d].reshape(c, d))
         direction = scalars["difficulty_signal"] * normal[(m + c) * d:]
         price_in, price_out = f32(settings["price_in"]), f32(settings["price_out"])
         params = RoutingParams(
@@ -449,7 +449,7 @@ class Routing(Environment):
         normal = jax.random.normal(key, (d + 4,))
         index = jnp.floor(jax.scipy.stats.norm.cdf(normal[0]) * self.topics).astype(jnp.int32)
         topic = params.topics[jnp.clip(index, 0, self.topics - 1)]
-        z = _unit_rows(topic + s["topic_spread"] * normal[1:d + 1] / jnp.sqrt(float(d)))
+        z = unit_rows(topic + s["topic_spread"] * normal[1:d + 1] / jnp.sqrt(float(d)))
         difficulty = (s["difficulty_mean"] + params.difficulty_direction @ z
                       + s["difficulty_spread"] * normal[d + 1])
         discrimination = s["discrimination"] * jnp.exp(s["discrimination_spread"] * normal[d + 2])
@@ -571,8 +571,6 @@ class Routing(Environment):
         return {name: hot[i] for i, name in enumerate(names)}
 
 
-def _unit_rows(x: Array) -> Array:
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
