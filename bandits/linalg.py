@@ -69,6 +69,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from bandits.core import tree_where
+
 Array = jax.Array
 
 
@@ -180,10 +182,6 @@ def compensated_sherman_morrison(inverse: Array, residual: Array,
     return 0.5 * (hi + hi.T), 0.5 * (lo + lo.T), quad
 
 
-def _where(valid: Array, new: RidgeState, old: RidgeState) -> RidgeState:
-    return jax.tree_util.tree_map(lambda n, o: jnp.where(valid, n, o), new, old)
-
-
 def add_design(state: RidgeState, x: Array, valid: Array = True) -> RidgeState:
     """Adds x x^T to V (V^{-1}, log-determinant, count); b is untouched. No-op if not valid."""
     if state.compensated:
@@ -194,7 +192,7 @@ def add_design(state: RidgeState, x: Array, valid: Array = True) -> RidgeState:
     new = state.replace(inverse=inverse, inverse_residual=residual,
                         log_det_ratio=state.log_det_ratio + jnp.log1p(quad),
                         count=state.count + 1.0)
-    return _where(jnp.asarray(valid), new, state)
+    return tree_where(jnp.asarray(valid), new, state)
 
 
 def add_target(state: RidgeState, x: Array, reward: Array, valid: Array = True) -> RidgeState:
@@ -204,7 +202,7 @@ def add_target(state: RidgeState, x: Array, reward: Array, valid: Array = True) 
     else:
         target, residual = state.target + reward * x, None
     new = state.replace(target=target, target_residual=residual)
-    return _where(jnp.asarray(valid), new, state)
+    return tree_where(jnp.asarray(valid), new, state)
 
 
 def add_observation(state: RidgeState, x: Array, reward: Array,
