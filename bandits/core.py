@@ -17,14 +17,16 @@ Shared pieces live here once: random tie-breaking argmax, per-arm statistics wit
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Any, ClassVar, Mapping
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.core import (Array, ConfigError, Configurable, EnvSpec, Feedback, Observation,
-                       Registry, Setting)
+from envs import randomness
+from envs.core import (UNROLL_ARMS, Array, ConfigError, Configurable, EnvSpec, Feedback,
+                       Observation, Registry, Setting, arm_columns)
 
 LEARNERS = Registry("learner")
 register_learner = LEARNERS.register
@@ -112,23 +114,47 @@ def fold_feedback(update_one, state: Any, feedback: Feedback) -> Any:
 # Action selection.
 # ---------------------------------------------------------------------------------------------
 def random_argmax(key: Array, values: Array) -> Array:
-    """Index of a maximum of ``values`` ([K]), uniform among ties, from one uniform draw.
+    """Index of a maximum of ``values`` ([K]), uniform among ties, from one random word of key.
 
     The j-th tied index is taken with j = floor(u * number_of_ties): exactly uniform among ties
-    and much cheaper than K random draws (the CPU cost of threefry dominates small learners).
+    and one word instead of K draws. Up to ``envs.core.UNROLL_ARMS`` arms the reductions are
+    unrolled into elementwise operations over runs (docs/design.md, "The round").
     """
-    is_max = values >= jnp.max(values)
-    ties = jnp.cumsum(is_max.astype(jnp.int32))
-    count = ties[-1]
-    choice = jnp.minimum(jnp.floor(jax.random.uniform(key) * count).astype(jnp.int32), count - 1)
-    return jnp.argmax(is_max & (ties == choice + 1)).astype(jnp.int32)
+    u = randomness.uniform(key)
+    if values.shape[0] > UNROLL_ARMS:
+        is_max = values >= jnp.max(values)
+        ties = jnp.cumsum(is_max.astype(jnp.int32))
+        count = ties[-1]
+        choice = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
+        return jnp.argmax(is_max & (ties == choice + 1)).astype(jnp.int32)
+    columns = arm_columns(values)
+    best = functools.reduce(jnp.maximum, columns)
+    is_max = [column >= best for column in columns]
+    count = functools.reduce(jnp.add, [m.astype(jnp.int32) for m in is_max])
+    choice = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
+    seen = jnp.zeros((), jnp.int32)
+    chosen = jnp.zeros((), jnp.int32)
+    for k, m in enumerate(is_max):
+        chosen = jnp.where(m & (seen == choice), jnp.int32(k), chosen)
+        seen = seen + m.astype(jnp.int32)
+    return chosen
 
 
 def sample_from_probabilities(key: Array, probabilities: Array) -> Array:
-    """One draw from a categorical distribution given as probabilities ([K])."""
-    cdf = jnp.cumsum(probabilities)
-    u = jax.random.uniform(key) * cdf[-1]
-    return jnp.minimum(jnp.sum(cdf <= u), probabilities.shape[0] - 1).astype(jnp.int32)
+    """One draw from a categorical distribution given as probabilities ([K]), one random word."""
+    u = randomness.uniform(key)
+    num_arms = probabilities.shape[0]
+    if num_arms > UNROLL_ARMS:
+        cdf = jnp.cumsum(probabilities)
+        return jnp.minimum(jnp.sum(cdf <= u * cdf[-1]), num_arms - 1).astype(jnp.int32)
+    columns = arm_columns(probabilities)
+    threshold = u * functools.reduce(jnp.add, columns)
+    cumulative = jnp.zeros((), probabilities.dtype)
+    below = jnp.zeros((), jnp.int32)
+    for column in columns:
+        cumulative = cumulative + column
+        below = below + (cumulative <= threshold).astype(jnp.int32)
+    return jnp.minimum(below, num_arms - 1)
 
 
 class EpsilonExploration:
@@ -153,13 +179,13 @@ class EpsilonExploration:
                               f"probability must be in [0, 1]")
 
     def act(self, key, state, obs, hparams):
-        coin_key, arm_key, greedy_key = jax.random.split(key, 3)
+        coin, arm = randomness.uniform(key, (2,))
         epsilon = hparams["epsilon"]
         if self.schedule == "decaying":
             epsilon = jnp.minimum(1.0, epsilon * self.num_arms / rounds_played(obs))
-        greedy = self.greedy_action(greedy_key, state, obs, hparams)
-        explore = jax.random.randint(arm_key, (), 0, self.num_arms)
-        return jnp.where(jax.random.uniform(coin_key) < epsilon, explore, greedy).astype(jnp.int32)
+        greedy = self.greedy_action(randomness.subkey(key, 0), state, obs, hparams)
+        explore = jnp.minimum(jnp.floor(arm * self.num_arms).astype(jnp.int32), self.num_arms - 1)
+        return jnp.where(coin < epsilon, explore, greedy).astype(jnp.int32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,26 +193,44 @@ class EpsilonExploration:
 # ---------------------------------------------------------------------------------------------
 @struct.dataclass
 class ArmStats:
-    """Counts, reward sums and sums of squared rewards per arm ([K] each)."""
+    """Counts, reward sums and (optionally) sums of squared rewards per arm ([K] each).
+
+    ``squares`` is None unless asked for (``zeros(K, squares=True)``, UCB-V's variances): every
+    per-arm array is read and written each round, so state size is speed.
+    """
 
     counts: Array
     sums: Array
-    squares: Array
+    squares: Array | None = None
 
     @classmethod
-    def zeros(cls, num_arms: int) -> "ArmStats":
+    def zeros(cls, num_arms: int, squares: bool = False) -> "ArmStats":
         z = jnp.zeros((num_arms,), jnp.float32)
-        return cls(counts=z, sums=z, squares=z)
+        return cls(counts=z, sums=z, squares=z if squares else None)
 
     def add(self, feedback: Feedback) -> "ArmStats":
-        """Adds every valid item of a feedback batch (single-arm actions)."""
-        num_arms = self.counts.shape[0]
-        weight = feedback.mask.astype(jnp.float32)                          # [B]
-        hot = jax.nn.one_hot(feedback.action.reshape(-1), num_arms) * weight[:, None]
-        reward = jnp.where(feedback.mask, feedback.reward, 0.0)
-        return ArmStats(counts=self.counts + hot.sum(0),
-                        sums=self.sums + reward @ hot,
-                        squares=self.squares + (reward * reward) @ hot)
+        """Adds every valid item of a feedback batch (single-arm actions).
+
+        Elementwise per item (a compare and selects over [K]): no one-hot matrix product, so
+        under vmap it stays one fused pass over the [runs, K] statistics.
+        """
+        counts, sums, squares = self.counts, self.sums, self.squares
+        arms = jnp.arange(counts.shape[0])
+        if feedback.size > 8:               # large delayed batches: one product, not B passes
+            weight = feedback.mask.astype(jnp.float32)
+            hot = (arms[None, :] == feedback.action.reshape(-1, 1)) * weight[:, None]
+            reward = jnp.where(feedback.mask, feedback.reward, 0.0)
+            return ArmStats(counts=counts + hot.sum(0), sums=sums + reward @ hot,
+                            squares=None if squares is None else
+                            squares + (reward * reward) @ hot)
+        for b in range(feedback.size):
+            hot = (arms == feedback.action.reshape(-1)[b]) & feedback.mask[b]
+            reward = feedback.reward[b]
+            counts = counts + hot.astype(counts.dtype)
+            sums = sums + jnp.where(hot, reward, 0.0)
+            if squares is not None:
+                squares = squares + jnp.where(hot, reward * reward, 0.0)
+        return ArmStats(counts=counts, sums=sums, squares=squares)
 
     @property
     def means(self) -> Array:
@@ -194,6 +238,7 @@ class ArmStats:
 
     @property
     def variances(self) -> Array:
+        """Empirical variances (needs a state made with ``squares=True``)."""
         mean = self.means
         return jnp.maximum(self.squares / jnp.maximum(self.counts, 1.0) - mean * mean, 0.0)
 

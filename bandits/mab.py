@@ -38,6 +38,7 @@ from flax import struct
 from bandits.core import (ArmStats, EpsilonExploration, Learner, random_argmax,
                           register_learner, rounds_played, sample_from_probabilities,
                           untried_first)
+from envs import randomness
 from envs.core import Array, Feedback, Observation, Setting
 
 
@@ -55,10 +56,9 @@ class IndexPolicy(Learner):
         return ArmStats.zeros(self.num_arms)
 
     def act(self, key, state: ArmStats, obs, hparams):
-        if not self.index_uses_key:
-            return random_argmax(key, self.index(None, state, obs, hparams))
-        index_key, tie_key = jax.random.split(key)
-        return random_argmax(tie_key, self.index(index_key, state, obs, hparams))
+        # The tie is broken with the key's own words; a random index draws from a subkey.
+        index_key = randomness.subkey(key, 0) if self.index_uses_key else None
+        return random_argmax(key, self.index(index_key, state, obs, hparams))
 
     def update(self, state: ArmStats, obs, action, feedback: Feedback, hparams) -> ArmStats:
         return state.add(feedback)
@@ -116,6 +116,9 @@ class UCB1(IndexPolicy):
 
 @register_learner("ucb_v")
 class UCBV(IndexPolicy):
+    def init(self, key, hparams) -> ArmStats:
+        return ArmStats.zeros(self.num_arms, squares=True)
+
     settings = (
         Setting("zeta", 1.2, "exploration factor zeta (> 1 in the paper's theorem)", low=0.0,
                 low_open=True),

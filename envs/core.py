@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
+import functools
 import math
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -105,12 +106,45 @@ def immediate_feedback(action: Array, features: Array, reward: Array, t: Array,
     arms = action.reshape(-1)
     return Feedback(
         action=action[None],
-        features=jnp.asarray(features, jnp.float32)[arms][None],
+        features=jnp.stack([take_arm(jnp.asarray(features, jnp.float32), arms[i])
+                            for i in range(arms.shape[0])])[None],
         reward=jnp.asarray(reward, jnp.float32).reshape(1),
         round=jnp.asarray(t, jnp.int32).reshape(1),
         mask=jnp.ones((1,), bool),
         extras={k: jnp.asarray(v, jnp.float32).reshape(1) for k, v in (extras or {}).items()},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions over the (short) arm axis, written for the batched layout the runner produces.
+# ---------------------------------------------------------------------------------------------
+# ``vmap`` over runs puts the run axis first ([runs, K]); XLA:CPU then runs a reduction over the
+# short minor arm axis as a scalar loop per run, which measured as the largest cost of a K-armed
+# round (docs/design.md, "Measured facts"). Up to this many arms the reductions below are unrolled
+# into K elementwise operations on [runs] vectors, which vectorise over runs on every backend.
+UNROLL_ARMS = 32
+
+
+def arm_columns(values: Array) -> list[Array]:
+    """The K entries of ``values`` ([K, ...]) as a list (one [runs] vector each under vmap)."""
+    return [values[k] for k in range(values.shape[0])]
+
+
+def arm_max(values: Array) -> Array:
+    """max_k values[k] over the leading (arm) axis."""
+    if values.shape[0] > UNROLL_ARMS:
+        return jnp.max(values, axis=0)
+    return functools.reduce(jnp.maximum, arm_columns(values))
+
+
+def take_arm(values: Array, arm: Array) -> Array:
+    """values[arm] for a traced scalar ``arm`` (a chain of selects: no gather, exact)."""
+    if values.shape[0] > UNROLL_ARMS:
+        return jnp.take(values, arm, axis=0)
+    chosen = values[0]
+    for k in range(1, values.shape[0]):
+        chosen = jnp.where(arm == k, values[k], chosen)
+    return chosen
 
 
 def unit_rows(x: Array) -> Array:

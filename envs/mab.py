@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from envs import randomness
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting,
-                       StepInfo, immediate_feedback, register_env)
+                       StepInfo, arm_max, immediate_feedback, register_env, take_arm)
 
 
 @struct.dataclass
@@ -113,10 +114,10 @@ class _StochasticMAB(Environment):
         return Observation(features=jnp.zeros((self.K, 0), jnp.float32), t=state.t)
 
     def step(self, key: Array, state: MABState, action: Array, params: MABParams):
-        mean = params.means[action]
+        mean = take_arm(params.means, action)
         reward = self.draw_reward(key, mean, params)
         feedback = immediate_feedback(action, jnp.zeros((self.K, 0)), reward, state.t)
-        info = StepInfo(regret=jnp.max(params.means) - mean)
+        info = StepInfo(regret=arm_max(params.means) - mean)
         return MABState(t=state.t + 1), feedback, info
 
     @abc.abstractmethod
@@ -139,7 +140,7 @@ class BernoulliBandit(_StochasticMAB):
         return EnvSpec(num_arms=self.K, reward_range=(0.0, 1.0), bernoulli_rewards=True)
 
     def draw_reward(self, key, mean, params):
-        return (jax.random.uniform(key) < mean).astype(jnp.float32)
+        return (randomness.uniform(key) < mean).astype(jnp.float32)
 
 
 @register_env("gaussian")

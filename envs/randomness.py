@@ -38,6 +38,7 @@ OBSERVE, ACT, STEP = 0, 1, 2
 # The high counter word of "more words from a consumer key": keeps those draws apart from the
 # counters ``jax.random`` itself hashes under the same key (small iotas in the low words).
 DOMAIN = np.uint32(0xB5297A4D)
+SUBKEY_DOMAIN = np.uint32(0x68E31DA4)
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -90,6 +91,16 @@ def words(key: Array, count: int) -> Array:
     x0, x1 = threefry2x32(key, (jnp.arange(pairs, dtype=jnp.uint32), DOMAIN))
     more = jnp.stack([x0, x1], axis=-1).reshape(-1)
     return jnp.concatenate([key, more])[:count]
+
+
+def subkey(key: Array, index: int) -> Array:
+    """A further key from ``key`` (one hash): threefry2x32(key, (index, SUBKEY_DOMAIN)).
+
+    For a consumer that hands keys on (a learner whose index is random and whose ties are broken
+    at random uses the key's own words for the tie and ``subkey(key, 0)`` for the index).
+    """
+    x0, x1 = threefry2x32(jnp.asarray(key, jnp.uint32), (np.uint32(index), SUBKEY_DOMAIN))
+    return jnp.stack([x0, x1])
 
 
 def to_unit(bits: Array) -> Array:
