@@ -8,7 +8,8 @@ metrics at the log-spaced grid is then one dynamic-slice write per round into a
 ``[runs, points + 1, metrics]`` buffer (the extra slot takes the writes of unrecorded rounds), and
 a horizon that the chunk does not divide gets a second, shorter compiled chunk.
 
-Keys: ``round key = fold_in(run_key, t)``, with the run key derived from (seed, instance) by the
+Keys: consumer c of round t draws from ``threefry2x32(run key, (t, c))`` (envs/randomness.py), the run
+key derived from (seed, instance) by the
 config layer. Nothing depends on batch size, chunk size or device count.
 
 Time is cut into chunks of ``chunk`` rounds: one compiled ``scan`` per chunk, a Python loop over
@@ -22,12 +23,10 @@ of the runs its own devices hold (``SimulationResult.runs``).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import os
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -36,65 +35,26 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bandits.core import Learner
+from envs import randomness
 from envs.core import Environment
 
 
 # ---------------------------------------------------------------------------------------------
-# XLA:CPU tuning: the same random numbers bit for bit, a different compiled program around them.
-# Results are bit-identical for the K-armed learners (tests/test_scale.py); where float code is
-# fused differently the last float32 bit may move, as with another XLA version (seen: LinUCB
-# 1e-7 relative, LDB-DF 8e-6 absolute in cumulative regret after 60 rounds).
-# BANDITJAX_CPU_TUNING=0 in the environment, or ``cpu_tuning(False)``, turns both levers off.
-# Measured on the 2-core CPU, UCB1, 10,000 runs: 3.7e6 -> 9.5e6 agent-steps per CPU second.
+# Compiler options for the runner's own compilations (nothing process-wide: importing banditjax
+# leaves how the user's other JAX programs compile untouched).
 # ---------------------------------------------------------------------------------------------
-CPU_TUNING = os.environ.get("BANDITJAX_CPU_TUNING", "1") != "0"
-# jaxlib 0.10's XLA:CPU hands small reductions (the max over K arms of every run) to YNNPACK
-# fusions that are several times slower here than XLA's own fused loops.
-CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
-
-
-def set_unrolled_threefry(enabled: bool) -> bool:
-    """Lowers the threefry2x32 hash on CPU as straight-line code (JAX's rule for other devices).
-
-    JAX's CPU default is a rolled 5-step loop (smaller programs, faster compiles), which XLA
-    cannot fuse: about 20 ns a hash on this machine against 4 ns unrolled, and the bandit round
-    draws several. The same function of the same inputs, so the same bits. Uses JAX internals;
-    returns False (and changes nothing) where they differ.
-    """
-    try:
-        from jax._src.interpreters import mlir
-        from jax._src.random import threefry2x32 as threefry
-        rule = (threefry._threefry2x32_lowering_rule if enabled
-                else threefry._threefry2x32_cpu_lowering_rule)
-        mlir.register_lowering(threefry.threefry2x32_p, rule, platform="cpu")
-        return True
-    except (ImportError, AttributeError):
-        return False
-
-
-if CPU_TUNING:      # from import on, so every program of the process is lowered the same way
-    set_unrolled_threefry(True)
-
-
-@contextlib.contextmanager
-def cpu_tuning(enabled: bool) -> Iterator[None]:
-    """Compiles with (or without) the CPU tuning inside the block (benchmarks compare both)."""
-    global CPU_TUNING
-    before = CPU_TUNING
-    CPU_TUNING = enabled
-    set_unrolled_threefry(enabled)
-    try:
-        yield
-    finally:
-        CPU_TUNING = before
-        set_unrolled_threefry(before)
+# XLA:CPU of jaxlib 0.10 hands small reductions to YNNPACK fusions, several times slower here than
+# XLA's own fused loops; 512-bit vectors were about 1.05-1.1x on the AVX-512 CPU we measured.
+# An XLA that does not know an option rejects it: then the chunk compiles without options.
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "",
+                        "xla_cpu_prefer_vector_width": 512}
 
 
 def _compile(lowered) -> Any:
-    if CPU_TUNING and jax.default_backend() == "cpu":
+    if jax.default_backend() == "cpu":
         try:
             return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
-        except Exception:  # noqa: BLE001  (an XLA without this option: compile as it is)
+        except Exception:  # noqa: BLE001  (an XLA without these options: compile as it is)
             pass
     return lowered.compile()
 
@@ -125,6 +85,18 @@ class Constants:
     round_key: jax.Array
 
 
+@struct.dataclass
+class Decision:
+    """What one round decides and what the environment answers (one run): the part of the round
+    before the learner's update."""
+
+    obs: Any
+    action: jax.Array
+    env_state: Any
+    feedback: Any
+    per_round: jax.Array     # [M] this round's regret and metrics
+
+
 @dataclasses.dataclass
 class SimulationResult:
     columns: dict[str, np.ndarray]   # name -> [R, P] (regret and the environment's metrics)
@@ -143,8 +115,11 @@ class Simulation:
     """Compiled functions for one (environment, learner, horizon, record grid, chunk)."""
 
     def __init__(self, env: Environment, learner: Learner, horizon: int, record: np.ndarray,
-                 chunk: int, sharding: NamedSharding | None = None):
+                 chunk: int, sharding: NamedSharding | None = None,
+                 materialise: bool | None = None):
         self.env, self.learner = env, learner
+        # See ``_run_chunk``: on XLA:CPU the round's decision is computed behind a conditional.
+        self.materialise = (jax.default_backend() == "cpu") if materialise is None else materialise
         self.horizon, self.chunk = int(horizon), int(chunk)
         self.grid = np.asarray(record, np.int32)
         self.metric_names = ("regret",) + tuple(env.metric_names)
@@ -166,35 +141,78 @@ class Simulation:
                       records=jnp.zeros((len(self.grid) + 1, m), jnp.float32))
         return carry, Constants(params=params, hparams=hparams, round_key=round_key)
 
-    def _round(self, env_state, learner_state, sums, consts: Constants, t):
-        # One fold_in per consumer rather than a split: XLA drops the hashes of keys nobody
-        # uses (most observe functions), and threefry dominates the cost of small learners.
-        round_key = jax.random.fold_in(consts.round_key, t)
-        obs = self.env.observe(jax.random.fold_in(round_key, 0), env_state,
+    def _choose(self, env_state, learner_state, consts: Constants, t):
+        """observe and act for one run in round ``t``: (observation, action)."""
+        key = consts.round_key
+        obs = self.env.observe(randomness.consumer_key(key, t, randomness.OBSERVE), env_state,
                                consts.params).replace(t=t)
-        action = self.learner.act(jax.random.fold_in(round_key, 1), learner_state, obs,
-                                  consts.hparams)
-        env_state, feedback, info = self.env.step(jax.random.fold_in(round_key, 2), env_state,
-                                                  action, consts.params)
-        learner_state = self.learner.update(learner_state, obs, action, feedback,
-                                            consts.hparams)
+        action = self.learner.act(randomness.consumer_key(key, t, randomness.ACT),
+                                  learner_state, obs, consts.hparams)
+        return obs, action
+
+    def _respond(self, env_state, action, consts: Constants, t):
+        """The environment's step for one run: (env state, feedback, [M] regret and metrics)."""
+        env_state, feedback, info = self.env.step(
+            randomness.consumer_key(consts.round_key, t, randomness.STEP), env_state, action,
+            consts.params)
         per_round = jnp.stack([info.regret] + [info.metrics[m] for m in self.metric_names[1:]])
-        return env_state, learner_state, sums + per_round.astype(jnp.float32)
+        return env_state, feedback, per_round.astype(jnp.float32)
+
+    def _decide(self, env_state, learner_state, consts: Constants, t) -> Decision:
+        """observe, act and step for one run in round ``t`` (keys: envs/randomness.py)."""
+        obs, action = self._choose(env_state, learner_state, consts, t)
+        env_state, feedback, per_round = self._respond(env_state, action, consts, t)
+        return Decision(obs=obs, action=action, env_state=env_state, feedback=feedback,
+                        per_round=per_round)
+
+    def _learn(self, learner_state, sums, decision: Decision, consts: Constants):
+        """The learner's update from the round's feedback, and the metric sums (one run)."""
+        learner_state = self.learner.update(learner_state, decision.obs, decision.action,
+                                            decision.feedback, consts.hparams)
+        return learner_state, sums + decision.per_round
+
+    def _round(self, env_state, learner_state, sums, consts: Constants, t):
+        """One whole round of one run: (env state, learner state, metric sums) after it."""
+        decision = self._decide(env_state, learner_state, consts, t)
+        learner_state, sums = self._learn(learner_state, sums, decision, consts)
+        return decision.env_state, learner_state, sums
 
     # -- a chunk of rounds for all runs ---------------------------------------------------
     def _run_chunk(self, carry: Carry, consts: Constants, start, length: int):
         grid = jnp.asarray(self.grid)
         points = len(self.grid)
+        choose = jax.vmap(self._choose, in_axes=(0, 0, 0, None))
+        respond = jax.vmap(self._respond, in_axes=(0, 0, 0, None))
+        learn = jax.vmap(self._learn)
+        always = start >= 0            # true, but only known at run time
+
+        def stage(fn, *args):
+            """fn(*args), behind a conditional on XLA:CPU (see below)."""
+            if not self.materialise:
+                return fn(*args)
+            shapes = jax.eval_shape(fn, *args)
+            return jax.lax.cond(always, lambda: fn(*args), lambda: jax.tree_util.tree_map(
+                lambda s: jnp.zeros(s.shape, s.dtype), shapes))
 
         def body(carry, offset):
             t = start + offset
-            env_state, learner_state, sums = jax.vmap(self._round, in_axes=(0, 0, 0, 0, None))(
-                carry.env_state, carry.learner_state, carry.sums, consts, t)
+            # XLA:CPU copies a cheap producer into every fusion that consumes it: without a
+            # boundary the whole choice (hashes, index, argmax over arms) is recomputed for each
+            # element of each per-arm state update and for every output of the step. The outputs
+            # of a conditional are materialised buffers, so the action and the step's answer are
+            # computed once per run and round (2.5x on UCB1; docs/design.md). GPUs fuse
+            # differently and would pay a host round trip per round for each predicate, so there
+            # the round runs as it is (``materialise``).
+            obs, action = stage(choose, carry.env_state, carry.learner_state, consts, t)
+            env_state, feedback, per_round = stage(respond, carry.env_state, action, consts, t)
+            decision = Decision(obs=obs, action=action, env_state=env_state, feedback=feedback,
+                                per_round=per_round)
+            learner_state, sums = learn(carry.learner_state, carry.sums, decision, consts)
             where = jnp.searchsorted(grid, t + 1)
             slot = jnp.where(grid[jnp.minimum(where, points - 1)] == t + 1, where, points)
             records = jax.lax.dynamic_update_slice_in_dim(carry.records, sums[:, None, :],
                                                           slot, axis=1)
-            return Carry(env_state, learner_state, sums, records), None
+            return Carry(decision.env_state, learner_state, sums, records), None
 
         return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32))[0]
 
@@ -212,8 +230,6 @@ class Simulation:
     def compile(self, carry, consts) -> tuple[dict, float]:
         """Ahead-of-time compilation: {chunk length: compiled function} and the seconds taken."""
         start = time.perf_counter()
-        if CPU_TUNING:
-            set_unrolled_threefry(True)
         compiled = {n: _compile(self._chunk.lower(carry, consts, jnp.int32(0), n))
                     for n in self.chunk_lengths()}
         return compiled, time.perf_counter() - start
@@ -333,7 +349,8 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
              chunk: int | None = None, batch: int | None = None, devices: list | None = None,
              progress: Callable[[int], None] | None = None,
              resume: GroupProgress | None = None, checkpoint_every: int = 0,
-             on_checkpoint: Callable[[GroupProgress], None] | None = None) -> SimulationResult:
+             on_checkpoint: Callable[[GroupProgress], None] | None = None,
+             materialise: bool | None = None) -> SimulationResult:
     """Runs every run (leading axis of the inputs) for ``horizon`` rounds.
 
     run_keys, instance_keys: [R, 2] uint32 raw PRNG keys. env_settings, hparams: dicts of
@@ -342,7 +359,8 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     number of agent-steps done after each chunk. resume: continue from a saved GroupProgress;
     on_checkpoint(GroupProgress) is called every ``checkpoint_every`` chunks (0: never) and at
     every batch boundary but the last. With several processes, the result holds the runs of this
-    process's devices (``SimulationResult.runs``).
+    process's devices (``SimulationResult.runs``). materialise: compute each round's choice and
+    the environment's answer behind a conditional (default: on XLA:CPU only; ``Simulation``).
     """
     runs = int(np.asarray(run_keys).shape[0])
     chunk = int(chunk or default_chunk(horizon))
@@ -350,7 +368,7 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     sharding, n_devices = run_sharding(devices)
     batch = int(batch or runs)
     batch = int(math.ceil(min(batch, runs) / n_devices) * n_devices)
-    sim = Simulation(env, learner, horizon, record, chunk, sharding)
+    sim = Simulation(env, learner, horizon, record, chunk, sharding, materialise=materialise)
     inputs = (np.asarray(run_keys, np.uint32), np.asarray(instance_keys, np.uint32),
               dict(env_settings), dict(hparams))
     state = dataclasses.replace(resume) if resume is not None else GroupProgress()
