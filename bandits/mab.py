@@ -5,9 +5,11 @@ Each learner names its paper and the equation it implements:
 - ``epsilon_greedy``: Sutton and Barto (2018), sec. 2.2; ``schedule = "decaying"`` uses
   eps_t = min(1, epsilon * K / t), the epsilon_n-greedy of Auer, Cesa-Bianchi and Fischer (2002),
   sec. 3, with c / d^2 folded into ``epsilon``.
-- ``etc``: explore-then-commit, Lattimore and Szepesvari (2020), Algorithm 1 (ch. 6): m pulls of
-  each arm in turn, then the empirical best for ever. Default m = ceil((T / K)^(2/3)), the
-  gap-free choice of their eq. 6.5 up to the log factor.
+- ``etc``: explore-then-commit, Lattimore and Szepesvari (2020), Algorithm 1 (ch. 6): arm
+  t mod K in rounds t < m K (0-based), then the empirical best (ties at random), frozen for the
+  rest of the run. Under delayed feedback it commits at the first update after which every arm
+  has m observations, playing the current empirical best until then. Default
+  m = ceil((T / K)^(2/3)), the gap-free choice of their eq. 6.5 up to the log factor.
 - ``ucb1``: Auer, Cesa-Bianchi and Fischer (2002), fig. 1: mean + sqrt(c ln t / n) with c = 2.
 - ``ucb_v``: Audibert, Munos and Szepesvari (2009), eq. (2): mean + sqrt(2 V zeta ln t / n)
   + 3 b zeta ln t / n, with V the empirical variance and b the reward range.
@@ -84,8 +86,29 @@ class EpsilonGreedy(EpsilonExploration, IndexPolicy):
         return random_argmax(key, untried_first(state.means, state.counts))
 
 
+@struct.dataclass
+class CommitState:
+    """Explore-then-commit: the statistics, the committed arm (-1 before) and its tie-break key."""
+
+    stats: ArmStats
+    committed: Array   # int32 scalar: the arm played for ever once >= 0
+    tie_key: Array     # raw PRNG key (the init key): breaks ties among the empirical best at commit
+
+
 @register_learner("etc")
-class ExploreThenCommit(IndexPolicy):
+class ExploreThenCommit(Learner):
+    """Lattimore and Szepesvari (2020), Algorithm 1: A_t = (t mod K) + 1 for t <= m K (1-based),
+    then argmax_i mu_i(m K) for ever.
+
+    Exploration goes by plays (the round index ``obs.t``), commitment by observations: the arm is
+    chosen in the first ``update`` after which every arm has been observed at least m times and is
+    never changed afterwards. Without delays that is the update of round m K - 1 (0-based), on
+    exactly m rewards per arm, as in the book. With delayed feedback the rounds between m K and
+    the commitment play the empirical best of what has arrived (ties at random, not committed);
+    feedback that never arrives (censored, dropped) keeps it greedy. Statistics keep counting after
+    commitment but the action no longer depends on them.
+    """
+
     settings = (Setting("m", None, "pulls of each arm before committing "
                         "(default ceil((T/K)^(2/3)))", kind=int, low=1, optional=True),)
 
@@ -96,12 +119,28 @@ class ExploreThenCommit(IndexPolicy):
                                                     ** (2 / 3))))
         return values
 
-    def index(self, key, stats, obs, hparams):
-        # Exploring: the arm with the fewest pulls among those under m (round robin);
-        # committed: the empirical best. Counts, not t, so delayed feedback keeps it consistent.
-        exploring = jnp.any(stats.counts < hparams["m"])
-        fewest = -stats.counts
-        return jnp.where(exploring, fewest, stats.means)
+    def init(self, key, hparams) -> CommitState:
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.key_data(key)
+        return CommitState(stats=ArmStats.zeros(self.num_arms), committed=jnp.int32(-1),
+                           tie_key=key)
+
+    def act(self, key, state: CommitState, obs, hparams):
+        t = jnp.asarray(obs.t, jnp.int32)
+        exploring = t < hparams["m"] * self.num_arms
+        greedy = random_argmax(key, state.stats.means)
+        played = jnp.where(state.committed >= 0, state.committed, greedy)
+        return jnp.where(exploring, t % self.num_arms, played).astype(jnp.int32)
+
+    def update(self, state: CommitState, obs, action, feedback: Feedback, hparams) -> CommitState:
+        # Masked items leave stats unchanged (ArmStats.add). Commitment happens in the update that
+        # completes the m observations of the last arm, so a state with every count >= m is
+        # always committed and an all-masked batch cannot trigger it.
+        stats = state.stats.add(feedback)
+        ready = (state.committed < 0) & jnp.all(stats.counts >= hparams["m"])
+        best = random_argmax(state.tie_key, stats.means)
+        return CommitState(stats=stats, committed=jnp.where(ready, best, state.committed),
+                           tie_key=state.tie_key)
 
 
 @register_learner("ucb1")

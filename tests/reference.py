@@ -7,6 +7,9 @@ with NumPy's own generator (so the only thing shared with the JAX code is the al
   the largest mean + sqrt(c ln t / n) (c = 2 in the paper), t the 1-based round index.
 - Beta-Bernoulli Thompson sampling: Agrawal and Goyal (2012), Algorithm 1: sample
   theta_a ~ Beta(S_a + 1, F_a + 1) and play the largest.
+- Explore-then-commit: Lattimore and Szepesvari (2020), Bandit Algorithms, Algorithm 1 (ch. 6):
+  A_t = (t mod K) + 1 for t <= m K, then argmax_i mu_i(m K), the empirical means after the m K
+  exploration rounds, for the rest of the run.
 - Uniform: the expected pseudo-regret of a uniformly random arm is T * (mu* - mean(mu)).
 
 Ties are broken uniformly at random (as the package's convention), rewards are Bernoulli.
@@ -72,6 +75,35 @@ def thompson_final_regret(means, horizon: int, runs: int, seed: int, prior_alpha
         rewards, step_regret = _play(means, arms, rng)
         successes[rows, arms] += rewards
         failures[rows, arms] += 1.0 - rewards
+        regret += step_regret
+    return regret
+
+
+def etc_final_regret(means, horizon: int, runs: int, seed: int, m: int) -> np.ndarray:
+    """Final cumulative pseudo-regret of explore-then-commit per run ([runs]).
+
+    Rounds t = 1, ..., n (1-based, as in the book): arm (t mod K) + 1 (1-based arms) while
+    t <= m K; at t = m K + 1 the arm with the largest empirical mean (ties uniformly at random)
+    is chosen and played until n. If m K >= n the run never leaves exploration.
+    """
+    means = np.asarray(means, np.float64)
+    rng = np.random.default_rng(seed)
+    k = means.shape[0]
+    counts = np.zeros((runs, k))
+    sums = np.zeros((runs, k))
+    regret = np.zeros(runs)
+    rows = np.arange(runs)
+    committed = None
+    for t in range(1, horizon + 1):
+        if t <= m * k:
+            arms = np.full(runs, ((t % k) + 1) - 1)        # (t mod k) + 1, as a 0-based index
+            rewards, step_regret = _play(means, arms, rng)
+            counts[rows, arms] += 1
+            sums[rows, arms] += rewards
+        else:
+            if committed is None:
+                committed = random_argmax(rng, sums / counts)
+            step_regret = means.max() - means[committed]
         regret += step_regret
     return regret
 
