@@ -95,6 +95,7 @@ def save(path: Path, state: ExperimentState) -> None:
     if progress is not None:
         header["progress"] = {"batch": progress.batch, "rounds": progress.rounds,
                               "run_seconds": progress.run_seconds,
+                              "batch_size": progress.batch_size,
                               "finished": len(progress.finished),
                               "leaves": None if progress.carry is None else len(progress.carry)}
         for j, (runs, records) in enumerate(progress.finished):
@@ -172,7 +173,8 @@ def load(path: Path, config: Mapping) -> ExperimentState:
             rows = arrays["carry.rows"]
             carry = [arrays[f"carry{j}"] for j in range(p["leaves"])]
         progress = GroupProgress(batch=p["batch"], rounds=p["rounds"], carry=carry, rows=rows,
-                                 finished=finished, run_seconds=p["run_seconds"])
+                                 finished=finished, run_seconds=p["run_seconds"],
+                                 batch_size=p.get("batch_size"))
     return ExperimentState(fingerprint=fingerprint, config=relevant, done=done,
                            group=header["group"], progress=progress)
 

@@ -152,6 +152,13 @@ class Progress:
         if self.bar is not None:
             self.bar.update(steps)
 
+    def note(self, text: str) -> None:
+        """A line above the bar (on stderr even when the bar is off)."""
+        if self.bar is not None:
+            self.bar.write("note: " + text, file=sys.stderr)
+        else:
+            print("note: " + text, file=sys.stderr)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -190,7 +197,7 @@ def _steps_done(experiment: config_lib.Experiment,
     steps = sum(len(g.runs) for g in experiment.groups[:resume.group]) * horizon
     if resume.progress is not None and resume.group < len(experiment.groups):
         runs = len(experiment.groups[resume.group].runs)
-        batch = experiment.run["batch"] or runs
+        batch = resume.progress.batch_size or experiment.run["batch"] or runs
         steps += sum(len(r) for r, _ in resume.progress.finished) * horizon
         steps += resume.progress.rounds * min(batch, runs - resume.progress.batch * batch)
     return steps
@@ -237,7 +244,8 @@ def simulate_experiment(experiment: config_lib.Experiment, progress: bool = True
                               resume=resume.progress if resume is not None and index == first
                               else None,
                               checkpoint_every=every if checkpoint is not None else 0,
-                              on_checkpoint=lambda state, index=index: save(index, state))
+                              on_checkpoint=lambda state, index=index: save(index, state),
+                              on_plan=lambda line: bar.note(line))
             timing = {"learner": group.runs["learner"].iloc[0], "runs": len(group.runs),
                       "compile_seconds": round(result.compile_seconds, 4),
                       "run_seconds": round(result.run_seconds, 4),

@@ -37,6 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from bandits.core import Learner
 from envs import randomness
 from envs.core import Environment
+from experiments import memory
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +218,11 @@ class Simulation:
         return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32))[0]
 
     # -- host side ------------------------------------------------------------------------
+    def bytes_per_run(self, run_keys, instance_keys, env_settings, hparams) -> int:
+        """Bytes of one run's carry and constants (``jax.eval_shape``: nothing is allocated)."""
+        inputs = (run_keys, instance_keys, env_settings, hparams)
+        return memory.state_bytes_per_run(self._init_run, *memory.one_run_shapes(*inputs))
+
     def initial(self, run_keys, instance_keys, env_settings, hparams):
         return self._init(run_keys, instance_keys, env_settings, hparams)
 
@@ -253,7 +259,7 @@ class Simulation:
 class GroupProgress:
     """How far ``simulate`` has got with one group of runs: what a checkpoint must hold.
 
-    ``batch``: index of the batch in progress; ``rounds``: rounds done in it; ``carry``: the host
+    ``batch``: index of the batch in progress; ``batch_size``: runs per batch; ``rounds``: rounds done in it; ``carry``: the host
     leaves of its carry (``jax.tree_util`` order, rows = ``rows``, the batch-relative indices of
     the real runs this process holds), None at a batch boundary; ``finished``: (run indices,
     records) of the batches done. Keys are derived from t, so nothing else is needed to go on.
@@ -265,6 +271,7 @@ class GroupProgress:
     rows: np.ndarray | None = None
     finished: list = dataclasses.field(default_factory=list)
     run_seconds: float = 0.0
+    batch_size: int | None = None     # runs per compiled call (kept, so a resume splits alike)
 
 
 def _pad_runs(tree: Any, size: int) -> Any:
@@ -350,12 +357,15 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
              progress: Callable[[int], None] | None = None,
              resume: GroupProgress | None = None, checkpoint_every: int = 0,
              on_checkpoint: Callable[[GroupProgress], None] | None = None,
-             materialise: bool | None = None) -> SimulationResult:
+             materialise: bool | None = None,
+             on_plan: Callable[[str], None] | None = None) -> SimulationResult:
     """Runs every run (leading axis of the inputs) for ``horizon`` rounds.
 
     run_keys, instance_keys: [R, 2] uint32 raw PRNG keys. env_settings, hparams: dicts of
-    [R, ...] arrays. batch: at most this many runs per compiled call (memory); devices: shard the
-    run axis over these (default: all devices, of every process). progress(n) is called with the
+    [R, ...] arrays. batch: runs per compiled call; by default as many as fit the memory budget
+    (``experiments/memory.py``: the per-run state from ``jax.eval_shape``, before anything is
+    compiled; a batch or a single run that cannot fit is a ConfigError); on_plan(line) is told
+    the choice when the runs are split. devices: shard the run axis over these (default: all devices, of every process). progress(n) is called with the
     number of agent-steps done after each chunk. resume: continue from a saved GroupProgress;
     on_checkpoint(GroupProgress) is called every ``checkpoint_every`` chunks (0: never) and at
     every batch boundary but the last. With several processes, the result holds the runs of this
@@ -366,12 +376,19 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     chunk = int(chunk or default_chunk(horizon))
     chunk = max(1, min(chunk, horizon))
     sharding, n_devices = run_sharding(devices)
-    batch = int(batch or runs)
-    batch = int(math.ceil(min(batch, runs) / n_devices) * n_devices)
     sim = Simulation(env, learner, horizon, record, chunk, sharding, materialise=materialise)
     inputs = (np.asarray(run_keys, np.uint32), np.asarray(instance_keys, np.uint32),
               dict(env_settings), dict(hparams))
+    if resume is not None and resume.batch_size:
+        batch = resume.batch_size            # a resumed group keeps its batches
+    bytes_per_run = sim.bytes_per_run(*inputs)
+    budget = memory.budget_for(list(sharding.mesh.devices.flat))
+    batch = memory.choose_batch(runs, bytes_per_run, n_devices, budget, requested=batch)
+    if on_plan is not None and batch < runs:
+        on_plan(memory.describe(batch, runs, bytes_per_run, budget))
+    batch = int(math.ceil(min(batch, runs) / n_devices) * n_devices)
     state = dataclasses.replace(resume) if resume is not None else GroupProgress()
+    state.batch_size = batch
     state.finished = list(state.finished)
     compiled, compile_seconds = None, 0.0
     for index, lo in enumerate(range(0, runs, batch)):

@@ -376,14 +376,17 @@ def _delayed_regret(ipw, horizon, seeds, scenarios, **hparams):
 
 
 def test_ldb_df_under_delays_quick():
-    # 8 seeds, 1,000 rounds, K = 10, d = 5 (the same instances and run keys per scenario).
+    # 16 seeds, 1,000 rounds, K = 10, d = 5 (the same instances and run keys per scenario).
     # Claim 1: geometric delays of mean 10 cost at most a factor 1.5 of the no-delay regret
-    #   (measured 0.97).
+    #   (measured 0.97 with the first random stream).
     # Claim 2: with outcome-dependent delays (first-arm wins: mean 200, censored after 50;
     #   losses immediate) LDB-DF (known) is clearly below the delay-ignoring baseline:
-    #   mean regret < 0.8 x that of ipw = 'none' (measured 0.59; lower on all 8 seeds).
-    known = _delayed_regret("known", 1000, 8, ["none", "geometric", "outcome"])
-    ignoring = _delayed_regret("none", 1000, 8, ["outcome"])
+    #   mean regret < 0.8 x that of ipw = 'none'. With the counter-based stream (envs/randomness)
+    #   one of the first 8 seeds has a run whose inverse-probability weights (up to 1 / P(D <= 1)
+    #   = 200) send it to regret 742, so 8 seeds measured 0.89; 16 seeds measured 0.63 (known
+    #   lower on 15 of 16), 24 seeds 0.615 (23 of 24). 16 seeds keep one such run from deciding.
+    known = _delayed_regret("known", 1000, 16, ["none", "geometric", "outcome"])
+    ignoring = _delayed_regret("none", 1000, 16, ["outcome"])
     no_delay, geometric, outcome = known.mean(1)
     assert geometric < 1.5 * no_delay, (geometric, no_delay)
     assert outcome < 0.8 * ignoring.mean(), (outcome, ignoring.mean())

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from envs.core import ConfigError
 from experiments import config as config_lib
 from experiments.runner import _pad_runs, default_chunk, record_grid, simulate
 from tests.reference import run_alone
@@ -110,6 +111,24 @@ def test_batch_and_chunk_do_not_change_results_and_padding_is_dropped(group, ref
     assert sum(steps) == RUNS * HORIZON                               # padding not counted
 
 
+def test_memory_budget_splits_runs_into_batches_with_the_same_results(group, reference_result,
+                                                                    monkeypatch):
+    # A budget of 3 runs' state (x 3 for temporaries): the runner splits the 5 runs into
+    # batches on its own, says so, and computes the same numbers.
+    from experiments.runner import Simulation
+    per_run = Simulation(group.env, group.learner, HORIZON, GRID, HORIZON).bytes_per_run(
+        group.run_keys, group.instance_keys, group.env_settings, group.hparams)
+    monkeypatch.setenv("BANDITJAX_MEMORY_BUDGET", str(int(per_run * 3 * 3.5)))
+    lines = []
+    result = run(group, chunk=HORIZON, on_plan=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("2 batches of 3 runs"), lines
+    np.testing.assert_array_equal(result.columns["regret"], reference_result.columns["regret"])
+    # Less than one run's state x 3: refused before anything is compiled, in one line.
+    monkeypatch.setenv("BANDITJAX_MEMORY_BUDGET", str(per_run))
+    with pytest.raises(ConfigError, match=r"one run needs .* but the budget is"):
+        run(group, chunk=HORIZON)
+
+
 def test_vmapped_runs_equal_unbatched_scans(group, reference_result):
     # Each run on its own, with no vmap at all: a plain lax.scan over the rounds of the
     # runner's own per-run functions (tests/reference.py). Recording every round here also
@@ -157,7 +176,8 @@ def test_results_do_not_depend_on_device_count(tmp_path):
     script = textwrap.dedent(f"""
         import json, sys
         import jax, numpy as np
-        from experiments import config as config_lib
+        from envs.core import ConfigError
+from experiments import config as config_lib
         from experiments.runner import record_grid, simulate
         config = {{"run": {{"horizon": 40, "seeds": 5, "record": 8}},
                   "env": {{"name": "bernoulli", "K": 3, "generator": "uniform"}},
