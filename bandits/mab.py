@@ -188,15 +188,24 @@ def bernoulli_kl(p: Array, q: Array) -> Array:
 
 
 def kl_upper_bound(mean: Array, level: Array, iterations: int) -> Array:
-    """max{q in [mean, 1] : kl(mean, q) <= level}, by bisection (elementwise)."""
-    def body(_, bounds):
-        low, high = bounds
-        mid = 0.5 * (low + high)
-        inside = bernoulli_kl(mean, mid) <= level
-        return jnp.where(inside, mid, low), jnp.where(inside, high, mid)
+    """max{q in [mean, 1] : kl(mean, q) <= level}, by bisection (elementwise).
 
-    low, high = jax.lax.fori_loop(0, iterations, body, (mean, jnp.ones_like(mean)))
-    return low
+    The bracket [low, low + (1 - mean) 2^-k] halves each step, so only ``low`` is carried (one
+    output per step: XLA:CPU would otherwise evaluate the test once per carried value), and the
+    terms of kl(p, q) that do not depend on q are computed once: a step costs two logarithms.
+    """
+    eps = 1e-7
+    p = jnp.clip(mean, eps, 1 - eps)
+    negative_entropy = p * jnp.log(p) + (1 - p) * jnp.log1p(-p)
+    width = 1.0 - mean
+
+    def body(step, low):
+        mid = low + width * jnp.ldexp(jnp.float32(1.0), -(step + 1))
+        q = jnp.clip(mid, eps, 1 - eps)
+        kl = negative_entropy - p * jnp.log(q) - (1 - p) * jnp.log1p(-q)
+        return jnp.where(kl <= level, mid, low)
+
+    return jax.lax.fori_loop(0, iterations, body, mean)
 
 
 @register_learner("klucb")
