@@ -233,7 +233,8 @@ def _compile(sim, inputs, sharding) -> tuple[dict, float]:
     import jax
     abstract = jax.eval_shape(sim.initial, *inputs)
     abstract = jax.tree_util.tree_map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), abstract)
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding,
+                                       weak_type=getattr(s, "weak_type", False)), abstract)
     return sim.compile(*abstract)
 
 
