@@ -22,8 +22,8 @@ Bernoulli arms with means ~ U(0, 1) per run), linear (LinUCB, disjoint, K = 10, 
 (RUCB on the K-armed dueling environment), LDB-DF (on the contextual dueling environment with
 geometric delays), delayed (Joulani et al.'s QPM-D around UCB1, geometric delays) and routing
 (budgeted LinUCB on the routing environment). A family whose learner is not registered is skipped
-with a message. Horizons are per family, so that the default command takes about 10-15 minutes
-on a 2-core CPU: the cost of a round is flat in t for the K-armed, linear, dueling, delayed and
+with a message. Horizons are per family, so that the default command takes about 10 minutes on
+a 2-core CPU: the cost of a round is flat in t for the K-armed, linear, dueling, delayed and
 routing learners, and grows with the history buffer (whose capacity is the horizon) for GLM,
 neural and LDB-DF, which get short horizons; every row states the cost of a round.
 
@@ -104,36 +104,37 @@ BERNOULLI = {"name": "bernoulli", "K": 10, "generator": "uniform"}
 GEOMETRIC_DELAY = {"dist": "geometric", "mean": 10.0}
 
 # Horizons: the default command (1,000 and 10,000 runs, 3 repeats, NumPy interleaved) should take
-# about 10 minutes on the 2-core CPU. Time per round of 1,000 runs measured there (load average
-# about 4, jax 0.10.2), JAX / NumPy: UCB1 0.16 / 0.19 ms, Thompson 7.8 / 1.2, KL-UCB 1.4 / 4.2,
-# epsilon-greedy 0.26 / 0.26, EXP3 0.11 / 0.20, LinUCB 12 / 15, UCB-GLM 6.7 (T = 20), NeuralUCB
-# 25 (T = 20), RUCB 1.2, LDB-DF 6.0 (T = 20), QPM-D 0.96, routing 5.5; about 10 times that at
-# 10,000 runs. The slow ones get short horizons. UCB-GLM, NeuralUCB and LDB-DF refit on a
-# history buffer whose capacity is the horizon, so their rounds cost more the longer the run.
+# about 10 minutes on the 2-core CPU: about 7 minutes of rounds plus 24 compilations, estimated
+# from the time of one round of 10,000 runs, measured there over 20 rounds (load average about 4,
+# jax 0.10.2), JAX / NumPy in ms: UCB1 1.2 / 1.8, Thompson 76 / 7.5, KL-UCB 15 / 19,
+# epsilon-greedy 2.8 / 4.4, EXP3 0.86 / 1.9, LinUCB 51 / 89, UCB-GLM 49, NeuralUCB 181, RUCB 14,
+# LDB-DF 72, QPM-D 7.9, routing 102. The slow ones get short horizons. UCB-GLM, NeuralUCB and
+# LDB-DF refit on a history buffer whose capacity is the horizon, so their rounds cost more the
+# longer the run.
 FAMILIES = {f.name: f for f in [
-    Family("ucb1", "UCB1", BERNOULLI, 1000, 100, kind="K-armed",
+    Family("ucb1", "UCB1", BERNOULLI, 2000, 100, kind="K-armed",
            numpy=_on_uniform_instances(references.ucb1), smpy="UCB"),
-    Family("thompson", "Thompson (Beta)", BERNOULLI, 100, 50, kind="K-armed",
+    Family("thompson", "Thompson (Beta)", BERNOULLI, 200, 50, kind="K-armed",
            numpy=_on_uniform_instances(references.thompson), smpy="Thompson"),
-    Family("klucb", "KL-UCB", BERNOULLI, 100, 50, kind="K-armed",
+    Family("klucb", "KL-UCB", BERNOULLI, 300, 50, kind="K-armed",
            numpy=_on_uniform_instances(references.klucb)),
-    Family("epsilon_greedy", "epsilon-greedy (0.1)", BERNOULLI, 1000, 100, kind="K-armed",
+    Family("epsilon_greedy", "epsilon-greedy (0.1)", BERNOULLI, 2000, 100, kind="K-armed",
            learner={"name": "epsilon_greedy", "epsilon": 0.1, "schedule": "fixed"},
            numpy=_on_uniform_instances(references.epsilon_greedy, epsilon=0.1)),
-    Family("exp3", "EXP3", BERNOULLI, 1000, 100, kind="K-armed",
+    Family("exp3", "EXP3", BERNOULLI, 2000, 100, kind="K-armed",
            numpy=_on_uniform_instances(references.exp3)),
     Family("linucb", "LinUCB (K=10, d=16)",
            {"name": "linear", "K": 10, "d": 16, "model": "disjoint", "noise": 0.1},
-           100, 40, kind="linear", numpy=_linucb_reference),
+           200, 40, kind="linear", numpy=_linucb_reference),
     Family("glm_ucb", "UCB-GLM (logistic)", {"name": "logistic"}, 50, 20, kind="GLM"),
     Family("neural_ucb", "NeuralUCB", {"name": "nonlinear"}, 30, 20, kind="neural"),
-    Family("rucb", "RUCB (K=10 duels)", {"name": "dueling", "K": 10}, 300, 50,
+    Family("rucb", "RUCB (K=10 duels)", {"name": "dueling", "K": 10}, 600, 50,
            kind="dueling"),
     Family("ldb_df", "LDB-DF (delayed duels)",
            {"name": "contextual_dueling", "delay": GEOMETRIC_DELAY}, 50, 20, kind="LDB-DF"),
     Family("joulani", "QPM-D + UCB1 (delayed)", {**BERNOULLI, "delay": GEOMETRIC_DELAY},
-           300, 50, learner={"name": "joulani", "base": "ucb1"}, kind="delayed"),
-    Family("routing", "budgeted LinUCB (routing)", {"name": "routing"}, 100, 50,
+           600, 50, learner={"name": "joulani", "base": "ucb1"}, kind="delayed"),
+    Family("routing", "budgeted LinUCB (routing)", {"name": "routing"}, 200, 50,
            learner={"name": "budgeted_linucb", "alpha": 0.5, "budget": 0.1}, kind="routing"),
 ]}
 DEFAULT_RUNS = (1000, 10000)
