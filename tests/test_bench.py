@@ -272,12 +272,13 @@ def test_gpu_mode_skips_what_does_not_fit_in_memory(tmp_path):
 
 def test_gpu_command_line_quick(tmp_path, capsys):
     from experiments.cli import main
+    # The budget counts from the start of the process (here: the whole test session's).
     assert main(["bench", "--gpu", "--quick", "--learners", "ucb1", "--runs", "16",
-                 "--out", str(tmp_path)]) == 0
+                 "--budget", "1e9", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert [(r["family"], r["runs"], r["horizon"]) for r in report["results"]] == [
         ("ucb1", 16, bench.FAMILIES["ucb1"].quick_horizon)]
-    assert report["settings"]["extra"] == []
+    assert report["settings"]["extra"] == [] and report["settings"]["budget_seconds"] == 1e9
     assert (tmp_path / "gpu.md").exists() and not (tmp_path / "results.json").exists()
     assert "written:" in capsys.readouterr().out
 
