@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-slow test-all bench figures figures-quick clean
+.PHONY: install demo test test-slow test-all bench bench-gpu figures figures-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,17 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto
 
+# Every learner family at 1,000 and 10,000 runs against the NumPy references: about 10 minutes on
+# 2 cores. Writes bench/results.md and bench/results.json.
 bench: $(STAMP)
 	$(BIN)/banditjax bench
+
+# The accelerator: UCB1, Thompson, LinUCB, LDB-DF at 10^4, 10^5, 10^6 runs (then more families)
+# inside a 200 s budget. No virtualenv and no install (GPU machines may have no network): the
+# python3 on PATH must already hold jax + its CUDA plugin, flax, optax, chex, numpy, pandas,
+# pyarrow, tqdm, PyYAML. Writes bench/gpu.md and bench/gpu.json.
+bench-gpu:
+	PYTHONPATH=. $(PYTHON) -m experiments bench --gpu
 
 figures: $(STAMP)
 	$(BIN)/python -m paper_figures

@@ -1,29 +1,45 @@
-"""``banditjax bench``: agent-steps per second, compile time and memory, against NumPy.
+"""``banditjax bench``: agent-steps per second, compile time and memory of every learner family,
+against NumPy where a NumPy reference exists.
 
-Issues 2 (item 8) and 6, DESIGN.md "Measured facts". For each learner family (UCB1, Thompson
-sampling, KL-UCB on K = 10 Bernoulli arms; LinUCB on a disjoint linear bandit, K = 10, d = 16;
-NeuralUCB on the nonlinear bandit; LDB-DF on the delayed contextual dueling bandit; a family
-whose learner is not registered is skipped with a message) and each number of runs:
+One row per learner family and number of runs (default 1,000 and 10,000):
 
-- the JAX runner (``experiments.runner.Simulation``: one compiled chunk, scan over rounds, runs
+- the JAX runner (``experiments.runner.Simulation``: one compiled chunk, a scan over rounds, runs
   vmapped and sharded over the visible devices), compile time apart from run time;
-- side by side in the same process, repeats interleaved (JAX, NumPy, JAX, NumPy, ...), a NumPy
-  implementation of the same algorithm on the same kind of problem, vectorised over runs (a
-  Python loop over rounds, arrays over runs and arms), written below: the way one writes a fast
-  simulator without JAX. The mean final regret of both is reported, so a reader can see they
-  are the same algorithm;
+- side by side in the same process, repeats interleaved (JAX, NumPy, JAX, NumPy, ...), the NumPy
+  reference of the same algorithm on the same kind of problem (``experiments/references.py``:
+  UCB1, Thompson sampling, KL-UCB, epsilon-greedy, EXP3, LinUCB), vectorised over runs: the way
+  one writes a fast simulator without JAX. The mean final regret of both is reported, so a reader
+  can see they are the same algorithm;
 - SMPyBandits' UCB and Thompson policies (one Python object per run, the usual library design)
   when that package is installed (``pip install -e .[compare]``), skipped with a message
   otherwise;
 - compile time against the size of a hyper-parameter sweep (1 to 1,000 values of UCB1's c):
   hyper-parameters are traced arrays, so it stays flat.
 
+The families (``FAMILIES``): K-armed (UCB1, Thompson, KL-UCB, epsilon-greedy, EXP3 on K = 10
+Bernoulli arms with means ~ U(0, 1) per run), linear (LinUCB, disjoint, K = 10, d = 16), GLM
+(UCB-GLM on the logistic environment), neural (NeuralUCB on the nonlinear environment), dueling
+(RUCB on the K-armed dueling environment), LDB-DF (on the contextual dueling environment with
+geometric delays), delayed (Joulani et al.'s QPM-D around UCB1, geometric delays) and routing
+(budgeted LinUCB on the routing environment). A family whose learner is not registered is skipped
+with a message. Horizons are per family, so that the default command takes about 10 minutes on
+a 2-core CPU: the cost of a round is flat in t for the K-armed, linear, dueling, delayed and
+routing learners, and grows with the history buffer (whose capacity is the horizon) for GLM,
+neural and LDB-DF, which get short horizons; every row states the cost of a round.
+
 Medians over the repeats; agent-steps = runs x rounds. Wall time is the headline, process CPU
 time (``time.process_time``, all threads) a cross-check that is less sensitive to other load on
-the machine. Memory: for JAX the buffers of the compiled chunk (XLA's memory analysis:
-arguments + outputs + temporaries - donated), for NumPy the peak of ``tracemalloc`` over a short
-run. Results: ``bench/results.json`` and ``bench/results.md`` (device and versions in both). The
-same command measures a GPU when JAX sees one (NumPy stays on the CPU).
+the machine. Memory: for JAX the buffers of the compiled chunk (XLA's memory analysis: arguments
++ outputs + temporaries - donated), for NumPy the peak of ``tracemalloc`` over a short run.
+Results: ``bench/results.json`` and ``bench/results.md`` (device, versions and the load average
+at the start and the end in both).
+
+``--gpu`` measures the accelerator instead (``bench/gpu.json``, ``bench/gpu.md``): UCB1,
+Thompson, LinUCB and LDB-DF at 10^4, 10^5 and 10^6 runs, then more families while time remains,
+inside a time budget (``--budget``, default 200 s: no measurement starts whose estimated end is
+past it) and skipping, with a message, a size whose estimated device memory exceeds the free
+memory. It needs only what the package itself imports (no matplotlib, no SciPy) and no install:
+``PYTHONPATH=. python3 -m experiments bench --gpu`` (``make bench-gpu``).
 """
 from __future__ import annotations
 
@@ -43,169 +59,100 @@ from typing import Any, Callable
 
 import numpy as np
 
-# ---------------------------------------------------------------------------------------------
-# NumPy references, vectorised over runs. Each returns the cumulative pseudo-regret of every run
-# after ``horizon`` rounds; all draw their instances as the JAX configs below do.
-# ---------------------------------------------------------------------------------------------
-
-
-def _bernoulli_instances(rng: np.random.Generator, runs: int, arms: int) -> np.ndarray:
-    return rng.random((runs, arms))                 # generator = "uniform": means ~ U(0, 1)
-
-
-def _random_argmax(rng: np.random.Generator, index: np.ndarray) -> np.ndarray:
-    """Row-wise argmax with uniform ties, as bandits.core.random_argmax (one uniform a row)."""
-    is_max = index >= index.max(axis=1, keepdims=True)
-    ties = np.cumsum(is_max, axis=1)
-    count = ties[:, -1]
-    choice = np.minimum((rng.random(len(index)) * count).astype(np.int64), count - 1)
-    return np.argmax(is_max & (ties == (choice + 1)[:, None]), axis=1)
-
-
-def _index_policy(index: Callable[[np.ndarray, np.ndarray, int], np.ndarray]):
-    """A K-armed Bernoulli simulation around an index (counts, sums, t) -> [R, K]."""
-    def simulate(runs: int, horizon: int, seed: int, arms: int = 10) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        means = _bernoulli_instances(rng, runs, arms)
-        best = means.max(axis=1)
-        counts = np.zeros((runs, arms))
-        sums = np.zeros((runs, arms))
-        regret = np.zeros(runs)
-        rows = np.arange(runs)
-        for t in range(horizon):
-            arm = _random_argmax(rng, index(counts, sums, t))
-            mean = means[rows, arm]
-            reward = rng.random(runs) < mean
-            counts[rows, arm] += 1.0
-            sums[rows, arm] += reward
-            regret += best - mean
-        return regret
-    return simulate
-
-
-def _ucb1_index(counts, sums, t, c=2.0):
-    n = np.maximum(counts, 1.0)
-    bonus = np.sqrt(c * np.log(t + 1.0) / n)
-    return np.where(counts > 0, sums / n + bonus, np.inf)
-
-
-def _kl(p, q):
-    eps = 1e-7
-    p = np.clip(p, eps, 1 - eps)
-    q = np.clip(q, eps, 1 - eps)
-    return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
-
-
-def _klucb_index(counts, sums, t, c=0.0, iterations=20):
-    n = np.maximum(counts, 1.0)
-    mean = sums / n
-    log_t = math.log(t + 1.0)
-    level = (log_t + c * math.log(max(log_t, 1.0))) / n
-    low, high = mean.copy(), np.ones_like(mean)
-    for _ in range(iterations):                      # bisection, as bandits.mab.kl_upper_bound
-        mid = 0.5 * (low + high)
-        inside = _kl(mean, mid) <= level
-        low = np.where(inside, mid, low)
-        high = np.where(inside, high, mid)
-    return np.where(counts > 0, low, np.inf)
-
-
-numpy_ucb1 = _index_policy(_ucb1_index)
-numpy_klucb = _index_policy(_klucb_index)
-
-
-def numpy_thompson(runs: int, horizon: int, seed: int, arms: int = 10) -> np.ndarray:
-    """Beta-Bernoulli Thompson sampling, Beta(1, 1) prior."""
-    rng = np.random.default_rng(seed)
-    means = _bernoulli_instances(rng, runs, arms)
-    best = means.max(axis=1)
-    successes = np.zeros((runs, arms))
-    failures = np.zeros((runs, arms))
-    regret = np.zeros(runs)
-    rows = np.arange(runs)
-    for _ in range(horizon):
-        arm = np.argmax(rng.beta(1.0 + successes, 1.0 + failures), axis=1)
-        mean = means[rows, arm]
-        reward = rng.random(runs) < mean
-        successes[rows, arm] += reward
-        failures[rows, arm] += ~reward
-        regret += best - mean
-    return regret
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def numpy_linucb(runs: int, horizon: int, seed: int, arms: int = 10, dim: int = 16,
-                 alpha: float = 1.0, regulariser: float = 1.0, noise: float = 0.1
-                 ) -> np.ndarray:
-    """LinUCB with disjoint models (Li et al. 2010, Alg. 1), Sherman-Morrison updates of A^-1.
-
-    The problem of the JAX config: one context on the unit sphere per round shared by all arms,
-    theta_a on the unit sphere per arm, rewards <theta_a, x> + noise N(0, 1).
-    """
-    rng = np.random.default_rng(seed)
-    theta = _unit_rows(rng.standard_normal((runs, arms, dim)))
-    inverse = np.broadcast_to(np.eye(dim) / regulariser, (runs, arms, dim, dim)).copy()
-    b = np.zeros((runs, arms, dim))
-    counts = np.zeros((runs, arms))
-    regret = np.zeros(runs)
-    rows = np.arange(runs)
-    for _ in range(horizon):
-        x = _unit_rows(rng.standard_normal((runs, dim)))
-        estimate = np.einsum("rkij,rkj->rki", inverse, b)
-        projected = np.einsum("rkij,rj->rki", inverse, x)
-        width = np.sqrt(np.maximum(np.einsum("rki,ri->rk", projected, x), 0.0))
-        index = np.einsum("rki,ri->rk", estimate, x) + alpha * width
-        arm = _random_argmax(rng, np.where(counts > 0, index, np.inf))
-        expected = np.einsum("rki,ri->rk", theta, x)
-        chosen = expected[rows, arm]
-        reward = chosen + noise * rng.standard_normal(runs)
-        u = projected[rows, arm]                                    # A_a^-1 x
-        inverse[rows, arm] -= u[:, :, None] * u[:, None, :] / (1.0 + (u * x).sum(1))[:, None, None]
-        b[rows, arm] += reward[:, None] * x
-        counts[rows, arm] += 1.0
-        regret += expected.max(axis=1) - chosen
-    return regret
+from experiments import references
 
 
 # ---------------------------------------------------------------------------------------------
 # The families.
 # ---------------------------------------------------------------------------------------------
+def _on_uniform_instances(reference: Callable[..., np.ndarray], arms: int = 10, **settings):
+    """(runs, horizon, seed) -> final regret of a K-armed reference on the bench's problem.
+
+    The problem of the ``BERNOULLI`` config: K Bernoulli arms, means ~ U(0, 1), one instance per
+    run (drawn by NumPy here, by the environment there: the same law, independent draws).
+    """
+    def simulate(runs: int, horizon: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return reference(references.uniform_instances(rng, runs, arms), horizon, rng, **settings)
+    simulate.__name__ = f"{reference.__name__}_on_uniform_instances"
+    return simulate
+
+
+def _linucb_reference(runs: int, horizon: int, seed: int) -> np.ndarray:
+    return references.linucb(runs, horizon, seed, arms=10, dim=16, noise=0.1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
-    name: str                     # the learner's config name
+    name: str                     # --learners name
     label: str
     env: dict                     # the [env] table
     horizon: int                  # default rounds per run
     quick_horizon: int
-    numpy: Callable[..., np.ndarray] | None = None
+    learner: dict | None = None   # the [[learner]] table (default: {"name": name})
+    kind: str = ""                # the learner family, for the table
+    numpy: Callable[[int, int, int], np.ndarray] | None = None   # (runs, horizon, seed)
     smpy: str | None = None       # SMPyBandits policy class name
+    gpu_horizon: int | None = None   # rounds per run with --gpu (default: horizon)
+
+    @property
+    def learner_table(self) -> dict:
+        return dict(self.learner or {"name": self.name})
 
 
 BERNOULLI = {"name": "bernoulli", "K": 10, "generator": "uniform"}
-FAMILIES = {
-    "ucb1": Family("ucb1", "UCB1", BERNOULLI, 1000, 100, numpy_ucb1, "UCB"),
-    # Horizons: the cost of a round does not depend on t for these learners (NeuralUCB and
-    # LDB-DF grow with their history buffers), so shorter runs keep the slow ones affordable.
-    "thompson": Family("thompson", "Thompson (Beta)", BERNOULLI, 200, 100, numpy_thompson,
-                       "Thompson"),
-    "klucb": Family("klucb", "KL-UCB", BERNOULLI, 300, 100, numpy_klucb),
-    "linucb": Family("linucb", "LinUCB (K=10, d=16)",
-                     {"name": "linear", "K": 10, "d": 16, "model": "disjoint", "noise": 0.1},
-                     100, 40, numpy_linucb),
-    "neural_ucb": Family("neural_ucb", "NeuralUCB", {"name": "nonlinear"}, 30, 20),
-    "ldb_df": Family("ldb_df", "LDB-DF (delayed duels)",
-                     {"name": "contextual_dueling", "delay": {"dist": "geometric",
-                                                             "mean": 10.0}}, 50, 20),
-}
+GEOMETRIC_DELAY = {"dist": "geometric", "mean": 10.0}
+
+# Horizons: the default command (1,000 and 10,000 runs, 3 repeats, NumPy interleaved) should take
+# about 10 minutes on the 2-core CPU: about 7 minutes of rounds plus 24 compilations, estimated
+# from the time of one round of 10,000 runs, measured there over 20 rounds (load average about 4,
+# jax 0.10.2), JAX / NumPy in ms: UCB1 1.2 / 1.8, Thompson 76 / 7.5, KL-UCB 15 / 19,
+# epsilon-greedy 2.8 / 4.4, EXP3 0.86 / 1.9, LinUCB 51 / 89, UCB-GLM 49, NeuralUCB 181, RUCB 14,
+# LDB-DF 72, QPM-D 7.9, routing 102. The slow ones get short horizons. UCB-GLM, NeuralUCB and
+# LDB-DF refit on a history buffer whose capacity is the horizon, so their rounds cost more the
+# longer the run.
+FAMILIES = {f.name: f for f in [
+    Family("ucb1", "UCB1", BERNOULLI, 2000, 100, kind="K-armed",
+           numpy=_on_uniform_instances(references.ucb1), smpy="UCB"),
+    Family("thompson", "Thompson (Beta)", BERNOULLI, 200, 50, kind="K-armed",
+           numpy=_on_uniform_instances(references.thompson), smpy="Thompson"),
+    Family("klucb", "KL-UCB", BERNOULLI, 300, 50, kind="K-armed",
+           numpy=_on_uniform_instances(references.klucb)),
+    Family("epsilon_greedy", "epsilon-greedy (0.1)", BERNOULLI, 2000, 100, kind="K-armed",
+           learner={"name": "epsilon_greedy", "epsilon": 0.1, "schedule": "fixed"},
+           numpy=_on_uniform_instances(references.epsilon_greedy, epsilon=0.1)),
+    Family("exp3", "EXP3", BERNOULLI, 2000, 100, kind="K-armed",
+           numpy=_on_uniform_instances(references.exp3)),
+    Family("linucb", "LinUCB (K=10, d=16)",
+           {"name": "linear", "K": 10, "d": 16, "model": "disjoint", "noise": 0.1},
+           200, 40, kind="linear", numpy=_linucb_reference),
+    Family("glm_ucb", "UCB-GLM (logistic)", {"name": "logistic"}, 50, 20, kind="GLM"),
+    Family("neural_ucb", "NeuralUCB", {"name": "nonlinear"}, 30, 20, kind="neural"),
+    Family("rucb", "RUCB (K=10 duels)", {"name": "dueling", "K": 10}, 600, 50,
+           kind="dueling"),
+    Family("ldb_df", "LDB-DF (delayed duels)",
+           {"name": "contextual_dueling", "delay": GEOMETRIC_DELAY}, 50, 20, kind="LDB-DF"),
+    Family("joulani", "QPM-D + UCB1 (delayed)", {**BERNOULLI, "delay": GEOMETRIC_DELAY},
+           600, 50, learner={"name": "joulani", "base": "ucb1"}, kind="delayed"),
+    Family("routing", "budgeted LinUCB (routing)", {"name": "routing"}, 200, 50,
+           learner={"name": "budgeted_linucb", "alpha": 0.5, "budget": 0.1}, kind="routing"),
+]}
 DEFAULT_RUNS = (1000, 10000)
 FULL_RUNS = (1000, 10000, 100000)
 QUICK_RUNS = (200,)
 COMPILE_GRID = (1, 10, 100, 1000)
 
+GPU_LEARNERS = ("ucb1", "thompson", "linucb", "ldb_df")      # always tried
+GPU_EXTRA = ("klucb", "epsilon_greedy", "exp3", "rucb", "joulani")   # while time remains
+GPU_RUNS = (10_000, 100_000, 1_000_000)
+GPU_QUICK_RUNS = (64, 128, 256)
+GPU_BUDGET_SECONDS = 200.0
+FIRST_COMPILE_GUESS_SECONDS = 20.0   # estimate for a family's first size (nothing measured yet)
 
+
+# ---------------------------------------------------------------------------------------------
+# Building and compiling one measurement.
+# ---------------------------------------------------------------------------------------------
 def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
@@ -231,27 +178,65 @@ def _config(family: Family, runs: int, horizon: int, learner: dict | None = None
     return {"run": {"horizon": horizon, "seeds": 1, "instances": runs, "record": 20,
                     "checkpoint_every": 0},
             "env": json.loads(json.dumps(family.env)),
-            "learner": [learner or {"name": family.name}]}
+            "learner": [learner or family.learner_table]}
 
 
-def _prepare(config: dict):
-    """(Simulation, placed inputs, sharding) for the single group of ``config``."""
+def _group_inputs(config: dict):
+    """(group, (run_keys, instance_keys, env_settings, hparams)) of the config's one group.
+
+    A config without sweeps and with seeds = 1 is built for one instance and widened to all of
+    them: the same keys (``config.derive_keys`` of seed 0 and instance i) and the same settings as
+    the full build, without its per-run Python loop (17 s for 10^6 runs on the 2-core CPU).
+    """
     from experiments import config as config_lib
-    from experiments.runner import (Simulation, _pad_runs, _place, default_chunk, record_grid,
-                                    run_sharding)
-    experiment = config_lib.build(config)
+    run = config["run"]
+    widen = run.get("seeds", 1) == 1 and run.get("instances", 1) > 1
+    small = dict(config, run=dict(run, instances=1)) if widen else config
+    experiment = config_lib.build(small)
     if len(experiment.groups) != 1:
         raise ValueError("a bench config must make one compile group")
     group = experiment.groups[0]
-    horizon = experiment.run["horizon"]
+    inputs = (group.run_keys, group.instance_keys, group.env_settings, group.hparams)
+    if widen and len(group.runs) == 1:
+        import jax
+        n = int(run["instances"])
+        run_keys, instance_keys = config_lib.derive_keys(
+            experiment.run["seed"], np.zeros(n, np.int64), np.arange(n, dtype=np.int64))
+        tile = lambda x: np.repeat(np.asarray(x)[:1], n, axis=0)  # noqa: E731
+        inputs = (run_keys, instance_keys, jax.tree_util.tree_map(tile, group.env_settings),
+                  jax.tree_util.tree_map(tile, group.hparams))
+    elif widen:
+        raise ValueError("a bench config with seeds = 1 must make one run per instance")
+    return group, inputs
+
+
+def _prepare(config: dict):
+    """(Simulation, placed inputs, runs, sharding) for the single group of ``config``."""
+    from experiments.runner import (Simulation, _pad_runs, _place, default_chunk, record_grid,
+                                    run_sharding)
+    group, inputs = _group_inputs(config)
+    horizon = int(config["run"]["horizon"])
     sharding, devices = run_sharding(None)
-    runs = len(group.runs)
+    runs = int(np.asarray(inputs[0]).shape[0])
     padded = int(math.ceil(runs / devices) * devices)
-    inputs = _place(_pad_runs((group.run_keys, group.instance_keys, group.env_settings,
-                               group.hparams), padded), sharding)
-    sim = Simulation(group.env, group.learner, horizon, record_grid(horizon, 20),
+    placed = _place(_pad_runs(inputs, padded), sharding)
+    sim = Simulation(group.env, group.learner, horizon,
+                     record_grid(horizon, config["run"].get("record", 20)),
                      default_chunk(horizon), sharding)
-    return sim, inputs, runs
+    return sim, placed, runs, sharding
+
+
+def _compile(sim, inputs, sharding) -> tuple[dict, float]:
+    """Compiles the chunk for the shapes of ``sim.initial(*inputs)`` without allocating them.
+
+    So the memory the run needs is known (``_compiled_memory``) before any of it is allocated.
+    """
+    import jax
+    abstract = jax.eval_shape(sim.initial, *inputs)
+    abstract = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding,
+                                       weak_type=getattr(s, "weak_type", False)), abstract)
+    return sim.compile(*abstract)
 
 
 def _final_regret(sim, carry, runs: int) -> float:
@@ -259,7 +244,8 @@ def _final_regret(sim, carry, runs: int) -> float:
     return float(records[:, len(sim.grid) - 1, 0].mean())
 
 
-def _compiled_memory_mib(compiled: dict) -> float:
+def _compiled_memory(compiled: dict) -> float:
+    """Bytes of the buffers of the largest compiled chunk (NaN where the backend does not say)."""
     sizes = []
     for fn in compiled.values():
         try:
@@ -268,20 +254,37 @@ def _compiled_memory_mib(compiled: dict) -> float:
                          + a.temp_size_in_bytes - a.alias_size_in_bytes)
         except Exception:  # noqa: BLE001  (a backend without memory analysis)
             return float("nan")
-    return max(sizes) / 2 ** 20
+    return float(max(sizes))
+
+
+class OverMemory(Exception):
+    """The compiled program needs more device memory than is free."""
 
 
 def measure(family: Family, runs: int, horizon: int, repeats: int, numpy: bool = True,
-            log: Callable[[str], None] = print) -> dict:
-    """One row of the table: JAX and (interleaved) NumPy at this size."""
+            log: Callable[[str], None] = print, budget: "Budget | None" = None,
+            free_bytes: float | None = None) -> dict:
+    """One row of the table: JAX and (interleaved) NumPy at this size.
+
+    ``budget``: stop repeating (after the first repeat) when the next one would end past it.
+    ``free_bytes``: raise ``OverMemory`` after compiling if the program needs more than 90% of it.
+    """
     import jax
-    sim, inputs, runs = _prepare(_config(family, runs, horizon))
-    carry, consts = sim.initial(*inputs)
-    compiled, compile_seconds = sim.compile(carry, consts)
+    (sim, inputs, runs, sharding), setup_seconds, _ = _timed(
+        lambda: _prepare(_config(family, runs, horizon)))
+    compiled, compile_seconds = _compile(sim, inputs, sharding)
+    memory = _compiled_memory(compiled)
+    if free_bytes is not None and memory > 0.9 * free_bytes:
+        raise OverMemory(f"{family.label}, {runs:,} runs: the compiled program needs "
+                         f"{memory / 2 ** 30:.1f} GiB, {free_bytes / 2 ** 30:.1f} GiB are free")
     steps = runs * horizon
     jax_wall, jax_cpu, np_wall, np_cpu, np_regret = [], [], [], [], []
     regret = float("nan")
     for repeat in range(repeats):
+        if (repeat and budget is not None
+                and budget.elapsed() + jax_wall[-1] > budget.seconds):
+            log(f"  {family.label}, {runs:,} runs: {repeat} of {repeats} repeats (time budget)")
+            break
         carry, consts = sim.initial(*inputs)
         jax.block_until_ready(carry)
         carry, wall, cpu = _timed(lambda: jax.block_until_ready(
@@ -289,48 +292,37 @@ def measure(family: Family, runs: int, horizon: int, repeats: int, numpy: bool =
         jax_wall.append(wall)
         jax_cpu.append(cpu)
         regret = _final_regret(sim, carry, runs)
+        del carry, consts
         if numpy and family.numpy is not None:
             out, wall, cpu = _timed(lambda: family.numpy(runs, horizon, repeat))
             np_wall.append(wall)
             np_cpu.append(cpu)
             np_regret.append(float(np.mean(out)))
-    row = {"family": family.name, "label": family.label, "runs": runs, "horizon": horizon,
-           "repeats": repeats, "compile_seconds": compile_seconds,
+    row = {"family": family.name, "label": family.label, "kind": family.kind, "runs": runs,
+           "horizon": horizon, "repeats": len(jax_wall), "setup_seconds": setup_seconds,
+           "compile_seconds": compile_seconds,
            "jax": {"wall_seconds": jax_wall, "cpu_seconds": jax_cpu,
                    "steps_per_second": steps / _median(jax_wall),
                    "steps_per_cpu_second": steps / _median(jax_cpu),
-                   "memory_mib": _compiled_memory_mib(compiled),
+                   "ms_per_round": 1e3 * _median(jax_wall) / horizon,
+                   "memory_bytes": memory, "memory_mib": memory / 2 ** 20,
                    "mean_final_regret": regret}}
     if np_wall:
-        row["numpy"] = {"wall_seconds": np_wall, "cpu_seconds": np_cpu,
+        row["numpy"] = {"reference": family.numpy.__name__,
+                        "wall_seconds": np_wall, "cpu_seconds": np_cpu,
                         "steps_per_second": steps / _median(np_wall),
                         "steps_per_cpu_second": steps / _median(np_cpu),
+                        "ms_per_round": 1e3 * _median(np_wall) / horizon,
                         "memory_mib": _numpy_memory_mib(family.numpy, runs, min(horizon, 20)),
                         "mean_final_regret": _median(np_regret)}
         row["ratio"] = _median(np_wall) / _median(jax_wall)
         row["ratio_cpu"] = _median(np_cpu) / _median(jax_cpu)
-    log(f"  {family.label:<24} {runs:>7} runs x {horizon} rounds: JAX "
-        f"{row['jax']['steps_per_second']:.3g} steps/s (compile {compile_seconds:.2f} s)"
+    log(f"  {family.label:<26} {runs:>9,} runs x {horizon} rounds: JAX "
+        f"{row['jax']['steps_per_second']:.3g} steps/s, {row['jax']['ms_per_round']:.3g} ms a "
+        f"round (compile {compile_seconds:.2f} s)"
         + (f", NumPy {row['numpy']['steps_per_second']:.3g} steps/s, ratio {row['ratio']:.2f}"
-           f" (CPU time {row['ratio_cpu']:.2f})" if "numpy" in row else ", no NumPy reference"))
+           f" (CPU time {row['ratio_cpu']:.2f})" if "numpy" in row else ""))
     return row
-
-
-def tuning_comparison(family: Family, runs: int, horizon: int, repeats: int,
-                      log: Callable[[str], None] = print) -> list[dict]:
-    """The runner with and without its XLA:CPU tuning (experiments.runner.cpu_tuning)."""
-    from experiments.runner import cpu_tuning
-    rows = []
-    for enabled in (False, True):
-        with cpu_tuning(enabled):
-            row = measure(family, runs, horizon, repeats, numpy=False, log=lambda _: None)
-        row["cpu_tuning"] = enabled
-        rows.append(row)
-        log(f"  {family.label:<24} {runs:>7} runs, CPU tuning {'on ' if enabled else 'off'}: "
-            f"{row['jax']['steps_per_second']:.3g} steps/s wall, "
-            f"{row['jax']['steps_per_cpu_second']:.3g} per CPU second, final regret "
-            f"{row['jax']['mean_final_regret']:.6g}")
-    return rows
 
 
 def compile_against_sweep(sizes: tuple[int, ...], seeds: int, horizon: int,
@@ -342,9 +334,8 @@ def compile_against_sweep(sizes: tuple[int, ...], seeds: int, horizon: int,
         learner = {"name": "ucb1", "c": values if size > 1 else values[0]}
         config = _config(FAMILIES["ucb1"], 1, horizon, learner)
         config["run"].update(seeds=seeds, instances=1)
-        sim, inputs, runs = _prepare(config)
-        carry, consts = sim.initial(*inputs)
-        _, seconds = sim.compile(carry, consts)
+        sim, inputs, runs, sharding = _prepare(config)
+        _, seconds = _compile(sim, inputs, sharding)
         rows.append({"grid_values": size, "runs": runs, "compile_seconds": seconds})
         log(f"  UCB1, {size:>5} values of c x {seeds} seeds = {runs:>6} runs: "
             f"compile {seconds:.2f} s")
@@ -371,7 +362,7 @@ def smpybandits_rows(families: list[Family], runs: int, horizon: int,
         if family.smpy is None:
             continue
         rng = np.random.default_rng(0)
-        means = _bernoulli_instances(rng, runs, 10)
+        means = references.uniform_instances(rng, runs, 10)
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         regret = np.zeros(runs)
         for r in range(runs):
@@ -399,14 +390,20 @@ def smpybandits_rows(families: list[Family], runs: int, horizon: int,
 # ---------------------------------------------------------------------------------------------
 def environment_facts() -> dict:
     import jax
-    from experiments.experiment import versions
+    from experiments.experiment import git_commit, versions
     device = jax.devices()[0]
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "backend": jax.default_backend(),
             "device": getattr(device, "device_kind", device.platform),
             "device_count": jax.device_count(), "cpu": platform.processor() or
             platform.machine(), "cpu_cores": os.cpu_count(), "versions": versions(),
-            "load_average_start": list(os.getloadavg())}
+            "git_commit": git_commit(), "load_average_start": list(os.getloadavg())}
+
+
+def _finish_environment(env: dict) -> None:
+    from experiments.experiment import peak_memory_mib
+    env["load_average_end"] = list(os.getloadavg())
+    env["peak_process_memory_mib"] = round(peak_memory_mib(), 1)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -415,34 +412,42 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def markdown(report: dict) -> str:
+def _header(report: dict, title: str) -> list[str]:
     env = report["environment"]
     v = env["versions"]
-    lines = [
-        "# banditjax bench",
+    return [
+        f"# {title}",
         "",
         f"Device: **{env['device_count']} x {env['device']}** ({env['backend']}); host CPU "
         f"{env['cpu']}, {env['cpu_cores']} cores; load average {env['load_average_start'][0]:.1f}"
         f" at the start, {env.get('load_average_end', [float('nan')])[0]:.1f} at the end.",
         f"Versions: Python {v.get('python')}, jax {v.get('jax')}, jaxlib {v.get('jaxlib')}, "
-        f"numpy {v.get('numpy')}, banditjax {v.get('banditjax')}. {env['date']}.",
+        f"numpy {v.get('numpy')}, banditjax {v.get('banditjax')}"
+        + (f", commit {env['git_commit'][:10]}" if env.get("git_commit") else "")
+        + f". {env['date']}.",
+    ]
+
+
+def markdown(report: dict) -> str:
+    lines = _header(report, "banditjax bench") + [
         "",
         "Agent-steps per second (runs x rounds / run time, median of "
-        f"{report['settings']['repeats']} repeats, JAX and NumPy interleaved in one process). "
-        "**Ratio** = JAX over the vectorised NumPy reference, wall time (CPU-time ratio beside "
-        "it). Compile time is apart from run time. Memory: JAX = buffers of the compiled chunk "
-        "(XLA memory analysis), NumPy = tracemalloc peak. Regret: mean final pseudo-regret of "
-        "both implementations (same algorithm, independent random numbers).",
+        f"{report['settings']['repeats']} repeats, JAX and NumPy interleaved in one process); "
+        "ms/round: wall time of one round of all the runs. **Ratio** = JAX over the vectorised "
+        "NumPy reference (experiments/references.py), wall time (CPU-time ratio beside it). "
+        "Compile time is apart from run time. Memory: JAX = buffers of the compiled chunk (XLA "
+        "memory analysis), NumPy = tracemalloc peak. Regret: mean final pseudo-regret of both "
+        "implementations (same algorithm, same problem, independent random numbers).",
         "",
-        "| learner | runs | rounds | JAX steps/s | NumPy steps/s | **ratio** | ratio (CPU) "
-        "| compile s | JAX MiB | NumPy MiB | regret JAX / NumPy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| family | learner | runs | rounds | JAX steps/s | JAX ms/round | NumPy steps/s "
+        "| **ratio** | ratio (CPU) | compile s | JAX MiB | NumPy MiB | regret JAX / NumPy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["results"]:
         jax_row, np_row = row["jax"], row.get("numpy")
         lines.append(
-            f"| {row['label']} | {row['runs']:,} | {row['horizon']:,} "
-            f"| {_fmt(jax_row['steps_per_second'])} "
+            f"| {row.get('kind', '')} | {row['label']} | {row['runs']:,} | {row['horizon']:,} "
+            f"| {_fmt(jax_row['steps_per_second'])} | {_fmt(jax_row['ms_per_round'])} "
             f"| {_fmt(np_row['steps_per_second']) if np_row else '-'} "
             f"| **{_fmt(row.get('ratio'), 2)}** | {_fmt(row.get('ratio_cpu'), 2)} "
             f"| {row['compile_seconds']:.2f} | {_fmt(jax_row['memory_mib'])} "
@@ -455,15 +460,6 @@ def markdown(report: dict) -> str:
                   "| values of c | runs | compile s |", "|---:|---:|---:|"]
         lines += [f"| {r['grid_values']:,} | {r['runs']:,} | {r['compile_seconds']:.2f} |"
                   for r in report["compile_vs_sweep"]]
-    if report.get("cpu_tuning"):
-        lines += ["", "The runner's XLA:CPU tuning (unrolled threefry lowering, no YNN fusions; "
-                  "same random numbers), off and on:", "",
-                  "| learner | runs | tuning | JAX steps/s | per CPU second | final regret |",
-                  "|---|---:|---|---:|---:|---:|"]
-        lines += [f"| {r['label']} | {r['runs']:,} | {'on' if r['cpu_tuning'] else 'off'} "
-                  f"| {_fmt(r['jax']['steps_per_second'])} "
-                  f"| {_fmt(r['jax']['steps_per_cpu_second'])} "
-                  f"| {r['jax']['mean_final_regret']:.6g} |" for r in report["cpu_tuning"]]
     smpy = report.get("smpybandits", {})
     lines += ["", "SMPyBandits (one policy object per run): " + (
         smpy["skipped"] if "skipped" in smpy else ", ".join(
@@ -474,13 +470,37 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write(report: dict, out: Path, stem: str, text: str, log: Callable[[str], None]) -> None:
+    from experiments.experiment import write_text
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / f"{stem}.json", json.dumps(report, indent=2, default=float))
+    write_text(out / f"{stem}.md", text)
+    log(f"\n{text}")
+    log(f"written: {out / f'{stem}.json'}, {out / f'{stem}.md'}")
+
+
+def _registered(names: list[str], report: dict, log: Callable[[str], None]) -> list[Family]:
+    """The families of ``names`` whose learner is registered; the others skipped with a message."""
+    import bandits  # noqa: F401  (registers learners)
+    from bandits.core import LEARNERS
+    families = []
+    for name in names:
+        family = FAMILIES[name]
+        learner = family.learner_table["name"]
+        if learner not in LEARNERS.names():
+            message = f"{family.label}: learner {learner!r} is not registered"
+            log("  skipped " + message)
+            report["skipped"].append(message)
+            continue
+        families.append(family)
+    return families
+
+
 def run_bench(runs: tuple[int, ...], learners: list[str], repeats: int,
               horizon: int | None = None, quick: bool = False, out: Path = Path("bench"),
               compile_sizes: tuple[int, ...] = COMPILE_GRID, numpy: bool = True,
-              tuning: bool = False, log: Callable[[str], None] = print) -> dict:
-    import bandits  # noqa: F401  (registers learners)
-    from bandits.core import LEARNERS
-    from experiments.experiment import write_text
+              log: Callable[[str], None] = print) -> dict:
     report: dict[str, Any] = {"environment": environment_facts(),
                               "settings": {"runs": list(runs), "learners": learners,
                                            "repeats": repeats, "quick": quick,
@@ -489,28 +509,12 @@ def run_bench(runs: tuple[int, ...], learners: list[str], repeats: int,
     env = report["environment"]
     log(f"banditjax bench on {env['device_count']} x {env['device']} ({env['backend']}), "
         f"load average {env['load_average_start'][0]:.1f}")
-    families = []
-    for name in learners:
-        family = FAMILIES[name]
-        if family.name not in LEARNERS.names():
-            message = f"{family.label}: learner {family.name!r} is not registered"
-            log("  skipped " + message)
-            report["skipped"].append(message)
-            continue
-        families.append(family)
+    families = _registered(learners, report, log)
     for family in families:
         rounds = horizon or (family.quick_horizon if quick else family.horizon)
         for size in runs:
             report["results"].append(measure(family, size, rounds, repeats, numpy=numpy,
                                              log=log))
-    if tuning and "cpu" in env["backend"]:
-        log("XLA:CPU tuning of the runner, off and on:")
-        report["cpu_tuning"] = []
-        for family in families:
-            if family.name in ("ucb1", "thompson"):       # Thompson: the small size (slow)
-                size = max(runs) if family.name == "ucb1" else min(runs)
-                report["cpu_tuning"] += tuning_comparison(
-                    family, size, horizon or family.horizon, repeats, log=log)
     if compile_sizes:
         log("compile time against sweep size:")
         report["compile_vs_sweep"] = compile_against_sweep(
@@ -518,16 +522,195 @@ def run_bench(runs: tuple[int, ...], learners: list[str], repeats: int,
     log("SMPyBandits:")
     report["smpybandits"] = smpybandits_rows(families, runs=20 if quick else 100,
                                              horizon=100 if quick else 1000, log=log)
-    env["load_average_end"] = list(os.getloadavg())
-    from experiments.experiment import peak_memory_mib
-    env["peak_process_memory_mib"] = round(peak_memory_mib(), 1)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "results.json", json.dumps(report, indent=2, default=float))
-    write_text(out / "results.md", markdown(report))
-    log(f"\n{markdown(report)}")
-    log(f"written: {out / 'results.json'}, {out / 'results.md'}")
+    _finish_environment(env)
+    _write(report, out, "results", markdown(report), log)
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# --gpu: the accelerator, inside a time budget and the free device memory.
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Budget:
+    """Seconds allowed from ``start`` (by ``clock``)."""
+
+    seconds: float
+    clock: Callable[[], float] = time.perf_counter
+    start: float | None = None
+
+    def __post_init__(self):
+        if self.start is None:
+            self.start = self.clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def left(self) -> float:
+        return self.seconds - self.elapsed()
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (Linux; 0 where unknown): the budget counts the
+    interpreter's start and the imports too."""
+    try:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as uptime:
+            up = float(uptime.read().split()[0])
+        return max(0.0, up - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def free_device_bytes() -> float | None:
+    """Free memory of the first device: the allocator's limit minus what it holds (GPU, TPU);
+    the host's available memory for a CPU device; None when neither is known."""
+    import jax
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # noqa: BLE001  (a backend without memory statistics)
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return float(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def estimate(runs: int, previous: dict | None) -> tuple[float, float | None]:
+    """(seconds, device bytes) that measuring ``runs`` runs should take, one repeat.
+
+    From the same family's previous (smaller) size, scaled linearly in the runs -- pessimistic
+    where the device was not yet saturated -- with compile time x 1.5; with nothing measured
+    yet, ``FIRST_COMPILE_GUESS_SECONDS`` and unknown memory (then the compiled program's own
+    memory analysis decides, before anything is allocated).
+    """
+    if previous is None:
+        return FIRST_COMPILE_GUESS_SECONDS, None
+    scale = runs / previous["runs"]
+    run_seconds = min(previous["jax"]["wall_seconds"])
+    seconds = (previous["setup_seconds"] * scale + 1.5 * previous["compile_seconds"]
+               + 2 * run_seconds * scale)         # the initial state and one repeat
+    memory = previous["jax"]["memory_bytes"]
+    return seconds, (memory * scale if memory == memory else None)   # NaN: unknown
+
+
+def decide(seconds: float, memory: float | None, budget: Budget,
+           free_bytes: float | None) -> str | None:
+    """Why a measurement estimated at (``seconds``, ``memory``) must be skipped, or None."""
+    if budget.elapsed() + seconds > budget.seconds:
+        return (f"time budget: estimated {seconds:.0f} s, {max(budget.left(), 0):.0f} s of "
+                f"{budget.seconds:.0f} s left")
+    if memory is not None and free_bytes is not None and memory > 0.9 * free_bytes:
+        return (f"memory: estimated {memory / 2 ** 30:.1f} GiB, {free_bytes / 2 ** 30:.1f} GiB "
+                f"free on the device")
+    return None
+
+
+def gpu_plan(learners: list[str], extra: list[str], runs: tuple[int, ...]
+             ) -> list[tuple[str, int]]:
+    """The (family, runs) pairs in the order they are tried: every size of the required
+    families, smallest size first (so a budget that runs out costs the largest sizes), then the
+    extra families the same way."""
+    plan = [(name, size) for size in sorted(runs) for name in learners]
+    return plan + [(name, size) for size in sorted(runs) for name in extra
+                   if name not in learners]
+
+
+def run_gpu_bench(runs: tuple[int, ...] = GPU_RUNS, learners: list[str] | None = None,
+                  extra: list[str] | None = None, repeats: int = 3,
+                  horizon: int | None = None, quick: bool = False, out: Path = Path("bench"),
+                  budget: Budget | None = None,
+                  free_memory: Callable[[], float | None] = free_device_bytes,
+                  log: Callable[[str], None] = print) -> dict:
+    """Measures each (family, runs) of ``gpu_plan`` on the default device while the budget and
+    the free memory allow; writes gpu.json and gpu.md into ``out``."""
+    budget = budget or Budget(GPU_BUDGET_SECONDS)
+    learners = list(GPU_LEARNERS if learners is None else learners)
+    extra = list(GPU_EXTRA if extra is None else extra)
+    report: dict[str, Any] = {"environment": environment_facts(),
+                              "settings": {"runs": list(runs), "learners": learners,
+                                           "extra": extra, "repeats": repeats, "quick": quick,
+                                           "horizon": horizon,
+                                           "budget_seconds": budget.seconds},
+                              "results": [], "skipped": []}
+    env = report["environment"]
+    if env["backend"] not in ("gpu", "cuda", "rocm", "tpu"):
+        log(f"no accelerator visible: measuring the {env['backend']} device instead")
+    log(f"banditjax bench --gpu on {env['device_count']} x {env['device']} ({env['backend']}), "
+        f"budget {budget.seconds:.0f} s")
+    registered = {f.name for f in _registered(learners + [e for e in extra
+                                                          if e not in learners], report, log)}
+    previous: dict[str, dict] = {}
+    failed: set[str] = set()
+    for name, size in gpu_plan(learners, extra, runs):
+        if name not in registered:
+            continue
+        family = FAMILIES[name]
+        rounds = horizon or (family.quick_horizon if quick else
+                             family.gpu_horizon or family.horizon)
+        if name in failed:
+            reason = "a smaller size did not fit"
+        else:
+            free = free_memory()
+            reason = decide(*estimate(size, previous.get(name)), budget, free)
+        if reason is None:
+            try:
+                row = measure(family, size, rounds, repeats, numpy=False, log=log,
+                              budget=budget, free_bytes=free)
+            except OverMemory as error:
+                reason = f"memory: {error}"
+                failed.add(name)
+            else:
+                row["free_device_bytes_before"] = free
+                report["results"].append(row)
+                previous[name] = row
+        if reason is not None:
+            message = f"{family.label}, {size:,} runs: skipped ({reason})"
+            log("  " + message)
+            report["skipped"].append(message)
+    import jax
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001
+        stats = {}
+    if "peak_bytes_in_use" in stats:
+        env["peak_device_memory_mib"] = round(stats["peak_bytes_in_use"] / 2 ** 20, 1)
+    report["elapsed_seconds"] = budget.elapsed()
+    _finish_environment(env)
+    _write(report, out, "gpu", gpu_markdown(report), log)
+    return report
+
+
+def gpu_markdown(report: dict) -> str:
+    settings = report["settings"]
+    lines = _header(report, "banditjax bench --gpu") + [
+        "",
+        f"Time budget {settings['budget_seconds']:.0f} s (used {report['elapsed_seconds']:.0f} s);"
+        f" up to {settings['repeats']} repeats per row (median; fewer when the budget ran short)."
+        + (f" Peak device memory {report['environment']['peak_device_memory_mib']:,.0f} MiB."
+           if "peak_device_memory_mib" in report["environment"] else ""),
+        "Agent-steps per second = runs x rounds / run time after compilation; ms/round: one "
+        "round of all the runs; memory: buffers of the compiled chunk (XLA memory analysis).",
+        "",
+        "| family | learner | runs | rounds | steps/s | ms/round | compile s | device MiB "
+        "| repeats | final regret |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["results"]:
+        j = row["jax"]
+        lines.append(f"| {row['kind']} | {row['label']} | {row['runs']:,} | {row['horizon']:,} "
+                     f"| {_fmt(j['steps_per_second'])} | {_fmt(j['ms_per_round'])} "
+                     f"| {row['compile_seconds']:.2f} | {_fmt(j['memory_mib'])} "
+                     f"| {row['repeats']} | {_fmt(j['mean_final_regret'])} |")
+    if report.get("skipped"):
+        lines += ["", "Skipped:", ""] + [f"- {s}" for s in report["skipped"]]
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,59 +719,90 @@ def run_bench(runs: tuple[int, ...], learners: list[str], repeats: int,
 def _sizes(text: str) -> tuple[int, ...]:
     from envs.core import ConfigError
     try:
-        sizes = tuple(int(x.replace("_", "")) for x in text.split(",") if x.strip())
+        values = [float(x.replace("_", "")) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--runs {text!r}: expected comma-separated integers, e.g. 1000,10000")
+        values = [0.5]
+    if not all(v.is_integer() for v in values):
+        raise ConfigError(f"--runs {text!r}: expected comma-separated integers, e.g. "
+                          f"1000,10000 or 1e4,1e5")
+    sizes = tuple(int(v) for v in values)
     if not sizes or min(sizes) < 1:
         raise ConfigError(f"--runs {text!r}: every size must be a positive integer")
     return sizes
 
 
+def _names(text: str, option: str) -> list[str]:
+    from envs.core import ConfigError
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in names if x not in FAMILIES]
+    if unknown:
+        raise ConfigError(f"{option}: unknown {', '.join(unknown)}; known: "
+                          f"{', '.join(FAMILIES)}")
+    return names
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from envs.core import ConfigError
-    learners = [x.strip() for x in args.learners.split(",") if x.strip()]
-    unknown = [x for x in learners if x not in FAMILIES]
-    if unknown:
-        raise ConfigError(f"--learners: unknown {', '.join(unknown)}; known: "
-                          f"{', '.join(FAMILIES)}")
+    budget = (Budget(args.budget, start=time.perf_counter() - process_seconds()) if args.gpu
+              else None)
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     if args.repeats < 1:
         raise ConfigError(f"--repeats {args.repeats}: must be at least 1")
+    if args.horizon is not None and args.horizon < 1:
+        raise ConfigError(f"--horizon {args.horizon}: must be at least 1")
+    if args.budget <= 0:
+        raise ConfigError(f"--budget {args.budget}: must be positive (seconds)")
+    if args.gpu:
+        runs = _sizes(args.runs) if args.runs else GPU_QUICK_RUNS if args.quick else GPU_RUNS
+        learners = _names(args.learners, "--learners") if args.learners else None
+        run_gpu_bench(runs, learners, extra=[] if args.learners else None,
+                      repeats=args.repeats, horizon=args.horizon, quick=args.quick,
+                      out=Path(args.out), budget=budget)
+        return 0
+    learners = _names(args.learners, "--learners") if args.learners else list(FAMILIES)
     runs = _sizes(args.runs) if args.runs else (
         QUICK_RUNS if args.quick else FULL_RUNS if args.full else DEFAULT_RUNS)
     compile_sizes = () if args.no_compile_sweep else (
         COMPILE_GRID[:2] if args.quick else COMPILE_GRID)
     run_bench(runs, learners, args.repeats, horizon=args.horizon, quick=args.quick,
-              out=Path(args.out), compile_sizes=compile_sizes, numpy=not args.no_numpy,
-              tuning=args.cpu_tuning)
+              out=Path(args.out), compile_sizes=compile_sizes, numpy=not args.no_numpy)
     return 0
 
 
 def register_command(subparsers) -> None:
     bench = subparsers.add_parser(
         "bench", help="agent-steps/s, compile time and memory per learner family, against "
-                      "NumPy (and SMPyBandits when installed)",
+                      "NumPy (and SMPyBandits when installed); --gpu: the accelerator",
         description=__doc__.split("\n\n")[0])
+    horizons = ", ".join(f"{f.name} {f.horizon}" for f in FAMILIES.values())
     bench.add_argument("--runs", help="comma-separated numbers of runs (default 1000,10000; "
-                                      "--full: 1000,10000,100000)")
+                                      "--full: 1000,10000,100000; --gpu: 10000,100000,1000000)")
     bench.add_argument("--full", action="store_true", help="also 100,000 runs")
     bench.add_argument("--quick", action="store_true",
-                       help="a smoke test: 200 runs, short horizons, one repeat")
-    bench.add_argument("--learners", default=",".join(FAMILIES),
-                       help=f"comma-separated families (default: all of {', '.join(FAMILIES)})")
+                       help="a smoke test: 200 runs (--gpu: 64, 128, 256), short horizons, one "
+                            "repeat, compile sweep 1 and 10 values")
+    bench.add_argument("--learners",
+                       help=f"comma-separated families (default: all of {', '.join(FAMILIES)}; "
+                            f"--gpu: {', '.join(GPU_LEARNERS)}, then "
+                            f"{', '.join(GPU_EXTRA)} while time remains)")
     bench.add_argument("--horizon", type=int,
-                       help="rounds per run for every family (default per family: UCB1 1000, "
-                            "Thompson 200, KL-UCB 300, LinUCB 100, NeuralUCB 30, LDB-DF 50)")
+                       help=f"rounds per run for every family (default per family: {horizons})")
     bench.add_argument("--repeats", type=int,
                        help="timed repeats, the median is reported (default 3; --quick: 1)")
-    bench.add_argument("--out", default="bench", help="folder for results.json and results.md")
+    bench.add_argument("--out", default="bench",
+                       help="folder for results.json and results.md (--gpu: gpu.json, gpu.md)")
     bench.add_argument("--no-numpy", action="store_true", help="skip the NumPy references")
-    bench.add_argument("--cpu-tuning", action="store_true",
-                       help="also measure UCB1 and Thompson with the runner's XLA:CPU tuning "
-                            "off and on (experiments.runner.cpu_tuning)")
     bench.add_argument("--no-compile-sweep", action="store_true",
                        help="skip compile time against sweep size")
+    bench.add_argument("--gpu", action="store_true",
+                       help="measure the accelerator: UCB1, Thompson, LinUCB, LDB-DF at 10^4, "
+                            "10^5, 10^6 runs, more families while time remains, inside "
+                            "--budget; a size whose estimated memory exceeds the free device "
+                            "memory is skipped with a message (without a GPU: the CPU)")
+    bench.add_argument("--budget", type=float, default=GPU_BUDGET_SECONDS,
+                       help="--gpu: seconds from the start of the command after which no "
+                            f"measurement starts (default {GPU_BUDGET_SECONDS:.0f})")
     bench.set_defaults(func=_cmd_bench)
 
 

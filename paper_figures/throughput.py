@@ -4,9 +4,8 @@ JAX: the normal runner (``experiments.config.build`` + ``simulate_experiment``) 
 ``configs/throughput.toml`` (UCB1, Auer et al. 2002, on ten Bernoulli arms) with ``run.seeds`` set
 to each run count; the rate is agent-steps over the simulation time after compilation (the
 runner's ``agent_steps_per_second``). NumPy: the same UCB1 as a loop over rounds vectorised over
-runs (``numpy_ucb1``, below; one NumPy array op per step of the algorithm for all runs at
-once), the fastest plain-NumPy layout (DESIGN.md, "Measured facts"). ``experiments.bench``'s
-NumPy references are used instead when that module provides ``numpy_ucb1``.
+runs (``experiments.references.ucb1``, the reference ``banditjax bench`` and the tests use; one
+NumPy array op per step of the algorithm for all runs at once), the fastest plain-NumPy layout.
 Both are timed on this machine's CPU; the figure notes the device.
 """
 from __future__ import annotations
@@ -26,40 +25,16 @@ NAME = "throughput"
 
 def numpy_ucb1(runs: int, horizon: int, num_arms: int = 10, seed: int = 0) -> np.ndarray:
     """UCB1 (c = 2) on uniform Bernoulli instances, all runs at once; returns final regret."""
+    from experiments import references
     rng = np.random.default_rng(seed)
-    means = rng.uniform(size=(runs, num_arms))
-    counts = np.zeros((runs, num_arms))
-    sums = np.zeros((runs, num_arms))
-    best = means.max(axis=1)
-    regret = np.zeros(runs)
-    rows = np.arange(runs)
-    for t in range(1, horizon + 1):
-        n = np.maximum(counts, 1.0)
-        index = sums / n + np.sqrt(2.0 * np.log(t) / n)
-        index = np.where(counts == 0, np.inf, index) + 1e-9 * rng.random((runs, num_arms))
-        arm = index.argmax(axis=1)
-        reward = rng.random(runs) < means[rows, arm]
-        counts[rows, arm] += 1.0
-        sums[rows, arm] += reward
-        regret += best - means[rows, arm]
-    return regret
-
-
-def _numpy_reference():
-    try:
-        from experiments import bench
-        if hasattr(bench, "numpy_ucb1"):
-            return bench.numpy_ucb1, "experiments.bench.numpy_ucb1"
-    except ImportError:
-        pass
-    return numpy_ucb1, "paper_figures.throughput.numpy_ucb1"
+    return references.ucb1(references.uniform_instances(rng, runs, num_arms), horizon, rng)
 
 
 def measure(config: dict, settings: dict) -> dict:
     from experiments import config as config_lib
     from experiments.experiment import simulate_experiment
 
-    reference, reference_name = _numpy_reference()
+    reference, reference_name = numpy_ucb1, "experiments.references.ucb1"
     out = {"runs": [], "jax": [], "numpy": [], "device": platform.processor() or
            platform.machine(), "numpy_reference": reference_name}
     k = int(config["env"].get("K", 10))
@@ -74,7 +49,7 @@ def measure(config: dict, settings: dict) -> dict:
         numpy_rates = []
         for _ in range(int(settings.get("repeats", 1))):
             start = time.perf_counter()
-            reference(int(runs), horizon, k)
+            reference(int(runs), horizon, k)          # k arms, seed 0
             numpy_rates.append(runs * horizon / (time.perf_counter() - start))
         numpy_rate = max(numpy_rates)
         out["runs"].append(int(runs))

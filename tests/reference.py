@@ -1,117 +1,24 @@
-"""Independent NumPy reference implementations used by the tests.
+"""Test helpers, and the NumPy references the tests compare the JAX learners against.
 
-Written from the papers, not from ``bandits/mab.py``: a loop over rounds, vectorised over runs,
-with NumPy's own generator (so the only thing shared with the JAX code is the algorithm).
+The references themselves (UCB1, Thompson sampling, KL-UCB, epsilon-greedy, EXP3, LinUCB, the
+uniform policy's expected regret) live in ``experiments/references.py``, one set shared with
+``banditjax bench``, each written from its paper; they are imported here so that tests can say
+``reference.ucb1(...)``.
 
-- UCB1: Auer, Cesa-Bianchi and Fischer (2002), fig. 1: play every arm once, then the arm with
-  the largest mean + sqrt(c ln t / n) (c = 2 in the paper), t the 1-based round index.
-- Beta-Bernoulli Thompson sampling: Agrawal and Goyal (2012), Algorithm 1: sample
-  theta_a ~ Beta(S_a + 1, F_a + 1) and play the largest.
-- Explore-then-commit: Lattimore and Szepesvari (2020), Bandit Algorithms, Algorithm 1 (ch. 6):
-  A_t = (t mod K) + 1 for t <= m K, then argmax_i mu_i(m K), the empirical means after the m K
-  exploration rounds, for the rest of the run.
-- Uniform: the expected pseudo-regret of a uniformly random arm is T * (mu* - mean(mu)).
-
-Ties are broken uniformly at random (as the package's convention), rewards are Bernoulli.
-
-Also two test helpers: ``cheap_jit`` (``jax.jit`` compiled without XLA's expensive backend
-optimisations, for functions the tests compile themselves: compile time dominates the suite) and
-``run_alone`` (one run of the runner's own per-run functions as a plain ``lax.scan`` over every
-round, no ``vmap``, no chunks: what a batched, chunked ``simulate`` must reproduce exactly).
+The helpers:
+- ``standard_error``: of a sample mean;
+- ``cheap_jit``: ``jax.jit`` compiled without XLA's expensive backend optimisations, for functions
+  the tests compile themselves (compile time dominates the suite);
+- ``run_alone``: one run of the runner's own per-run functions as a plain ``lax.scan`` over every
+  round, no ``vmap``, no chunks: what a batched, chunked ``simulate`` must reproduce exactly.
 """
 from __future__ import annotations
 
 import numpy as np
 
-
-def random_argmax(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
-    """Per row of ``values`` ([R, K]), an index of a maximum, uniform among ties."""
-    is_max = values >= values.max(axis=1, keepdims=True)
-    noise = rng.random(values.shape)
-    return np.argmax(np.where(is_max, noise, -1.0), axis=1)
-
-
-def _play(means: np.ndarray, arms: np.ndarray, rng: np.random.Generator):
-    """Bernoulli rewards of the chosen arms and their pseudo-regret."""
-    mu = means[arms]
-    rewards = (rng.random(arms.shape) < mu).astype(np.float64)
-    return rewards, means.max() - mu
-
-
-def ucb1_final_regret(means, horizon: int, runs: int, seed: int, c: float = 2.0) -> np.ndarray:
-    """Final cumulative pseudo-regret of UCB1 in each of ``runs`` independent runs ([runs])."""
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    k = means.shape[0]
-    counts = np.zeros((runs, k))
-    sums = np.zeros((runs, k))
-    regret = np.zeros(runs)
-    rows = np.arange(runs)
-    for t in range(1, horizon + 1):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            index = sums / counts + np.sqrt(c * np.log(t) / counts)
-        index = np.where(counts > 0, index, np.inf)
-        arms = random_argmax(rng, index)
-        rewards, step_regret = _play(means, arms, rng)
-        counts[rows, arms] += 1
-        sums[rows, arms] += rewards
-        regret += step_regret
-    return regret
-
-
-def thompson_final_regret(means, horizon: int, runs: int, seed: int, prior_alpha: float = 1.0,
-                          prior_beta: float = 1.0) -> np.ndarray:
-    """Final cumulative pseudo-regret of Beta-Bernoulli Thompson sampling per run ([runs])."""
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    k = means.shape[0]
-    successes = np.zeros((runs, k))
-    failures = np.zeros((runs, k))
-    regret = np.zeros(runs)
-    rows = np.arange(runs)
-    for _ in range(horizon):
-        theta = rng.beta(prior_alpha + successes, prior_beta + failures)
-        arms = np.argmax(theta, axis=1)            # ties have probability 0
-        rewards, step_regret = _play(means, arms, rng)
-        successes[rows, arms] += rewards
-        failures[rows, arms] += 1.0 - rewards
-        regret += step_regret
-    return regret
-
-
-def etc_final_regret(means, horizon: int, runs: int, seed: int, m: int) -> np.ndarray:
-    """Final cumulative pseudo-regret of explore-then-commit per run ([runs]).
-
-    Rounds t = 1, ..., n (1-based, as in the book): arm (t mod K) + 1 (1-based arms) while
-    t <= m K; at t = m K + 1 the arm with the largest empirical mean (ties uniformly at random)
-    is chosen and played until n. If m K >= n the run never leaves exploration.
-    """
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    k = means.shape[0]
-    counts = np.zeros((runs, k))
-    sums = np.zeros((runs, k))
-    regret = np.zeros(runs)
-    rows = np.arange(runs)
-    committed = None
-    for t in range(1, horizon + 1):
-        if t <= m * k:
-            arms = np.full(runs, ((t % k) + 1) - 1)        # (t mod k) + 1, as a 0-based index
-            rewards, step_regret = _play(means, arms, rng)
-            counts[rows, arms] += 1
-            sums[rows, arms] += rewards
-        else:
-            if committed is None:
-                committed = random_argmax(rng, sums / counts)
-            step_regret = means.max() - means[committed]
-        regret += step_regret
-    return regret
-
-
-def uniform_expected_regret(means, horizon: int) -> float:
-    """E[regret] of the uniform-random policy: T * (max mean - average mean)."""
-    means = np.asarray(means, np.float64)
-    return float(horizon * (means.max() - means.mean()))
+from experiments.references import (epsilon_greedy, etc, exp3, exp3_gamma,  # noqa: F401
+                                    instances, klucb, linucb, thompson, ucb1,
+                                    uniform_expected_regret, uniform_instances)
 
 
 def standard_error(values: np.ndarray) -> float:
@@ -120,7 +27,7 @@ def standard_error(values: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Test helper.
+# Compilation and single runs.
 # ---------------------------------------------------------------------------------------------
 CHEAP_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
