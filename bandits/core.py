@@ -11,8 +11,8 @@ mask is False. The default ``update`` folds ``update_one`` over the batch and ke
 wherever the mask is off, so a learner that only writes ``update_one`` gets masking for free;
 learners that override ``update`` for speed are checked against the same contract by the tests.
 
-Shared pieces live here once: random tie-breaking argmax, per-arm statistics with one-hot updates
-(DESIGN.md: batched scatter is the slow part on CPU), and the masked fold.
+Shared pieces live here once: random tie-breaking argmax, per-arm statistics with elementwise
+updates, both unrolled over a short arm axis (docs/design.md, "The round"), and the masked fold.
 """
 from __future__ import annotations
 
@@ -244,7 +244,7 @@ class ArmStats:
 
 
 def untried_first(index: Array, counts: Array) -> Array:
-    """DESIGN.md convention: an arm never tried has index +inf."""
+    """docs/design.md convention: an arm never tried has index +inf."""
     return jnp.where(counts > 0, index, jnp.inf)
 
 

@@ -7,7 +7,7 @@ theta_hat = V^{-1} b, ||x||_{V^{-1}} = sqrt(x^T V^{-1} x)):
 - ``linucb``: Li, Chu, Langford and Schapire (2010), Algorithm 1 (LinUCB with disjoint linear
   models): one ridge regression per arm (A_a = V_a, with A_a = lambda I initially; the paper has
   lambda = 1) and index p_{t,a} = theta_a^T x_{t,a} + alpha ||x_{t,a}||_{A_a^{-1}}. Arms never
-  played get +inf (DESIGN.md convention).
+  played get +inf (docs/design.md convention).
 - ``linucb_shared``: one theta shared by all arms over per-arm features, the same index with one V
   (Chu, Li, Reyzin and Schapire 2011, "Contextual Bandits with Linear Payoff Functions", the
   LinUCB of their Algorithm 1 without the BaseLinUCB/SupLinUCB staging; Li et al. 2010, eq. 5).

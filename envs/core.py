@@ -1,6 +1,6 @@
 """The environment protocol, the pytrees that cross it, settings and registries.
 
-Everything here follows ``shared/DESIGN.md`` ("The two protocols"): static structure (number of
+Everything here follows ``docs/design.md`` ("The two protocols"): static structure (number of
 arms, feature dimension, buffer capacities) lives on the Python object and is fixed at trace
 time; everything that may be swept lives in pytrees of arrays, so a sweep is a ``vmap``.
 

@@ -1,6 +1,6 @@
 """Checkpoints of a running experiment: write atomically, refuse a foreign config, resume.
 
-DESIGN.md, "The runner": between chunks the host may save the whole carried state and continue
+docs/design.md, "The runner": between chunks the host may save the whole carried state and continue
 later. A checkpoint holds everything a run needs to go on and finish with exactly the numbers an
 uninterrupted run gives (keys are derived from the round index, so the next round is enough):
 

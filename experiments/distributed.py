@@ -1,6 +1,6 @@
 """Several processes (hosts) running one experiment, with JAX's own distributed runtime.
 
-DESIGN.md, "Devices": several hosts join with ``jax.distributed.initialize()``; the run axis is then
+docs/design.md, "The runner": several hosts join with ``jax.distributed.initialize()``; the run axis is then
 sharded over the devices of every process (``jax.devices()`` lists them all) and each process
 computes the runs its own devices hold. No number depends on the process count: keys are derived
 per run.

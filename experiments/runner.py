@@ -1,6 +1,6 @@
 """The runner: every run of one (environment, learner) pair in one compiled call.
 
-DESIGN.md, "The runner". One run is a ``lax.scan`` of (observe, act, step, update) over rounds; a
+docs/design.md, "The runner". One run is a ``lax.scan`` of (observe, act, step, update) over rounds; a
 batch of runs is a ``vmap`` over (run key, environment settings, hyper-parameters). The scan is
 outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way as
 ``vmap(scan(round))``) so that the round index ``t`` stays an unbatched scalar: recording the
@@ -285,7 +285,7 @@ def _pad_runs(tree: Any, size: int) -> Any:
 
 
 def run_sharding(devices: list | None):
-    """NamedSharding of the run axis over ``devices`` (DESIGN.md, "Devices")."""
+    """NamedSharding of the run axis over ``devices`` (docs/design.md, "The runner")."""
     devices = list(devices if devices is not None else jax.devices())
     mesh = Mesh(np.asarray(devices), ("runs",))
     return NamedSharding(mesh, PartitionSpec("runs")), len(devices)

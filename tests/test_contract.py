@@ -14,7 +14,7 @@ optimisation, as compile time dominates this module), and fed a batch of 3 real 
 from the environment (random actions; rewards 1 and 0 so that gain- and loss-based learners
 both move). The learner is built with ``feedback_size`` = 3, as under the delay wrapper:
 - ``act`` returns a valid action: integers in [0, K), shape () or (2,) for pair actions;
-- an all-masked batch leaves the state unchanged, at init and after learning (DESIGN.md: "a
+- an all-masked batch leaves the state unchanged, at init and after learning (docs/design.md: "a
   learner that ignores the mask is a bug that tests catch");
 - the content of a masked item does not matter (two different random fillings of the middle item
   of [valid, masked, valid] give identical states), while the valid items are learnt from.

@@ -1,6 +1,6 @@
 """The runner (experiments/runner.py): record grid, chunking, batching, padding, keys.
 
-DESIGN.md: a run's numbers do not depend on batch size, chunk size or device count, metrics are
+docs/design.md: a run's numbers do not depend on batch size, chunk size or device count, metrics are
 recorded on a log-spaced grid that ends at the horizon, and padded runs never reach the results.
 """
 from __future__ import annotations
