@@ -43,6 +43,11 @@ class Learner(Configurable, abc.ABC):
     needs_features: ClassVar[bool] = False   # contextual learners need feature_dim > 0
     needs_bounded_rewards: ClassVar[bool] = False   # rewards in [0, 1]
     needs_bernoulli_rewards: ClassVar[bool] = False
+    # What the rest of the suite reads about the learner (docs/design.md, "Layout"); read with
+    # ``declared``, so a subclass registered under another name does not inherit them.
+    theory: ClassVar[Any] = None             # bandits.theory.Theory: regret rate, upper bound
+    colour: ClassVar[str | None] = None      # its colour in every figure (None: a free one)
+    role: ClassVar[str | None] = None        # 'reference' (a single fixed arm) or 'oracle'
 
     def __init__(self, spec: EnvSpec, horizon: int, **static: Any):
         self.spec = spec
@@ -50,6 +55,12 @@ class Learner(Configurable, abc.ABC):
         self.num_arms = spec.num_arms
         for s in self.static_settings():
             setattr(self, s.name, static.get(s.name, s.default))
+
+    @classmethod
+    def declared(cls, name: str) -> Any:
+        """The declaration ``name`` (``theory``, ``colour``, ``role``) made on this class itself,
+        None when it makes none: a registered subclass is another algorithm."""
+        return cls.__dict__.get(name)
 
     @classmethod
     def check_spec(cls, spec: EnvSpec, where: str) -> None:

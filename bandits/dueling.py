@@ -98,6 +98,7 @@ from flax import struct
 from bandits import glm, linalg, neural
 from bandits.core import Learner, random_argmax, register_learner, rounds_played, tree_where
 from bandits.core import sample_from_probabilities
+from bandits.theory import Theory
 from envs import delay as delay_lib
 from envs.core import Array, Feedback, Observation, Setting
 
@@ -559,6 +560,7 @@ def pair_widths(inverse: Array, features: Array) -> Array:
 @register_learner("maxinp")
 class MaxInP(_LinearDueling):
     """Maximum Informative Pair (Saha 2021, Algorithm 1)."""
+    theory = Theory("sqrt")
 
     def select(self, key, theta, inverse, features, hparams):
         k = self.num_arms
@@ -574,6 +576,7 @@ class MaxInP(_LinearDueling):
 @register_learner("colstim")
 class CoLSTIM(_LinearDueling):
     """CoLSTIM (Bengs, Saha and Hullermeier 2022, Algorithm 1)."""
+    theory = Theory("sqrt")
 
     settings = (
         Setting("alpha", None, "width multiplier c1 of the second arm (default sqrt(d ln T))",
@@ -606,6 +609,7 @@ class CoLSTIM(_LinearDueling):
 @register_learner("linear_dueling_ucb")
 class LinearDuelingUCB(_LinearDueling):
     """Greedy first arm, optimistic second arm (Verma et al. 2024, NDB-UCB, linear case)."""
+    theory = Theory("sqrt")
 
     def select(self, key, theta, inverse, features, hparams):
         return greedy_then_optimistic(key, theta, inverse, features, hparams["alpha"], False)
@@ -614,6 +618,7 @@ class LinearDuelingUCB(_LinearDueling):
 @register_learner("linear_dueling_ts")
 class LinearDuelingTS(_LinearDueling):
     """Greedy first arm, sampled second arm (Verma et al. 2024, NDB-TS, linear case)."""
+    theory = Theory("sqrt")
 
     def select(self, key, theta, inverse, features, hparams):
         return greedy_then_optimistic(key, theta, inverse, features, hparams["alpha"], True)
@@ -626,6 +631,8 @@ SELECTION = Setting("selection", "ucb", "second-arm rule: 'ucb' (optimistic) or 
 @register_learner("ldb_df")
 class LDBDF(DelayAware, _LinearDueling):
     """LDB-DF: the linear dueling learner on the inverse-probability-weighted loss (ours)."""
+    theory = Theory("sqrt")
+    colour = "#44AA99"
 
     settings = (ALPHA,) + GLM_SETTINGS + (SELECTION,) + DELAY_SETTINGS
 
@@ -735,6 +742,7 @@ class _NeuralDueling(neural.NeuralLearner):
 @register_learner("neural_dueling_ucb")
 class NeuralDuelingUCB(_NeuralDueling):
     """NDB-UCB (Verma et al. 2024, Algorithm 1 with the UCB second arm)."""
+    theory = Theory("sqrt")
 
     sampled = False
 
@@ -742,6 +750,7 @@ class NeuralDuelingUCB(_NeuralDueling):
 @register_learner("neural_dueling_ts")
 class NeuralDuelingTS(_NeuralDueling):
     """NDB-TS (Verma et al. 2024, Algorithm 1 with the Thompson-sampled second arm)."""
+    theory = Theory("sqrt")
 
     sampled = True
 
@@ -749,6 +758,7 @@ class NeuralDuelingTS(_NeuralDueling):
 @register_learner("ndb_df")
 class NDBDF(DelayAware, _NeuralDueling):
     """NDB-DF: the neural dueling learner on the inverse-probability-weighted loss (ours)."""
+    theory = Theory("sqrt")
 
     settings = _NeuralDueling.settings + (SELECTION,) + DELAY_SETTINGS
 

@@ -47,6 +47,7 @@ from flax import struct
 from bandits import glm, linalg
 from bandits.core import (EpsilonExploration, Learner, random_argmax, register_learner,
                           untried_first)
+from bandits.theory import Theory, oful_upper
 from envs.core import Array, Feedback, Observation, Setting
 
 MODELS = ("shared", "disjoint")
@@ -130,6 +131,8 @@ class RidgeLearner(Learner):
 @register_learner("linucb")
 class LinUCB(RidgeLearner):
     """LinUCB with disjoint linear models (Li et al. 2010, Algorithm 1)."""
+    theory = Theory("sqrt")
+    colour = "#56B4E9"
 
     model = "disjoint"
     settings = (ALPHA, REGULARISER, COMPENSATED)
@@ -142,6 +145,7 @@ class LinUCB(RidgeLearner):
 @register_learner("linucb_shared")
 class LinUCBShared(LinUCB):
     """LinUCB with one theta shared by all arms (Chu et al. 2011)."""
+    theory = Theory("sqrt")
 
     model = "shared"
 
@@ -149,6 +153,8 @@ class LinUCBShared(LinUCB):
 @register_learner("oful")
 class OFUL(RidgeLearner):
     """OFUL with the confidence radius of Abbasi-Yadkori et al. (2011), Theorem 2."""
+    theory = Theory("sqrt", oful_upper)
+    colour = "#332288"
 
     settings = (
         Setting("noise", 0.1, "R: sub-Gaussian scale of the reward noise", low=0.0),
@@ -169,6 +175,8 @@ class OFUL(RidgeLearner):
 @register_learner("lints")
 class LinTS(RidgeLearner):
     """Linear Thompson sampling (Agrawal and Goyal 2013, Algorithm 1)."""
+    theory = Theory("sqrt")
+    colour = "#CC6677"
 
     index_uses_key = True
 
@@ -192,6 +200,7 @@ class LinTS(RidgeLearner):
 @register_learner("linear_epsilon_greedy")
 class LinearEpsilonGreedy(EpsilonExploration, RidgeLearner):
     """Greedy on the ridge estimate, a uniform arm with probability epsilon_t."""
+    theory = Theory("sqrt")
 
     settings = EpsilonExploration.exploration_settings + (REGULARISER, MODEL, COMPENSATED)
 
@@ -209,6 +218,7 @@ class GLMState:
 @register_learner("glm_ucb")
 class GLMUCB(RidgeLearner):
     """UCB-GLM with the logistic link (Li, Lu and Zhou 2017, Algorithm 1; Filippi et al. 2010)."""
+    theory = Theory("sqrt")
 
     needs_bernoulli_rewards = True
     settings = (

@@ -40,6 +40,7 @@ from flax import struct
 from bandits.core import (ArmStats, EpsilonExploration, Learner, random_argmax,
                           register_learner, rounds_played, sample_from_probabilities,
                           untried_first)
+from bandits.theory import Theory, exp3_upper, ucb1_upper
 from envs import randomness
 from envs.core import Array, Feedback, Observation, Setting
 
@@ -73,6 +74,8 @@ class IndexPolicy(Learner):
 @register_learner("uniform")
 class Uniform(IndexPolicy):
     """A uniformly random arm every round."""
+    theory = Theory("linear")
+    colour = "#000000"
 
     def index(self, key, stats, obs, hparams):
         return jnp.zeros((self.num_arms,))
@@ -80,6 +83,7 @@ class Uniform(IndexPolicy):
 
 @register_learner("epsilon_greedy")
 class EpsilonGreedy(EpsilonExploration, IndexPolicy):
+    colour = "#DDCC77"
     settings = EpsilonExploration.exploration_settings
 
     def greedy_action(self, key, state, obs, hparams):
@@ -145,6 +149,8 @@ class ExploreThenCommit(Learner):
 
 @register_learner("ucb1")
 class UCB1(IndexPolicy):
+    theory = Theory("logarithmic", ucb1_upper)
+    colour = "#0072B2"
     settings = (Setting("c", 2.0, "exploration constant in mean + sqrt(c ln t / n)", low=0.0),)
 
     def index(self, key, stats, obs, hparams):
@@ -155,6 +161,9 @@ class UCB1(IndexPolicy):
 
 @register_learner("ucb_v")
 class UCBV(IndexPolicy):
+    theory = Theory("logarithmic")
+    colour = "#88CCEE"
+
     def init(self, key, hparams) -> ArmStats:
         return ArmStats.zeros(self.num_arms, squares=True)
 
@@ -173,6 +182,9 @@ class UCBV(IndexPolicy):
 
 @register_learner("moss")
 class MOSS(IndexPolicy):
+    theory = Theory("logarithmic")
+    colour = "#CC79A7"
+
     def index(self, key, stats, obs, hparams):
         n = jnp.maximum(stats.counts, 1.0)
         bonus = jnp.sqrt(jnp.maximum(jnp.log(self.horizon / (self.num_arms * n)), 0.0) / n)
@@ -210,6 +222,8 @@ def kl_upper_bound(mean: Array, level: Array, iterations: int) -> Array:
 
 @register_learner("klucb")
 class KLUCB(IndexPolicy):
+    theory = Theory("logarithmic")
+    colour = "#D55E00"
     needs_bounded_rewards = True
     settings = (
         Setting("c", 0.0, "constant c in the exploration level ln t + c ln ln t", low=0.0),
@@ -227,6 +241,8 @@ class KLUCB(IndexPolicy):
 
 @register_learner("thompson")
 class BetaThompson(IndexPolicy):
+    theory = Theory("logarithmic")
+    colour = "#009E73"
     needs_bounded_rewards = True
     index_uses_key = True
     settings = (
@@ -241,6 +257,7 @@ class BetaThompson(IndexPolicy):
 
 @register_learner("gaussian_thompson")
 class GaussianThompson(IndexPolicy):
+    theory = Theory("logarithmic")
     index_uses_key = True
     settings = (Setting("sigma", 1.0, "assumed reward noise standard deviation", low=0.0,
                         low_open=True),)
@@ -274,6 +291,8 @@ class _Exponential(Learner):
 
 @register_learner("exp3")
 class EXP3(_Exponential):
+    theory = Theory("sqrt", exp3_upper)
+    colour = "#E69F00"
     settings = (Setting("gamma", None, "exploration rate in (0, 1] (default: Corollary 3.2)",
                         low=0.0, high=1.0, low_open=True, optional=True),)
 
@@ -298,6 +317,7 @@ class EXP3(_Exponential):
 
 @register_learner("exp3_ix")
 class EXP3IX(_Exponential):
+    theory = Theory("sqrt")
     settings = (
         Setting("eta", None, "learning rate (default sqrt(2 ln K / (K T)))", low=0.0,
                 low_open=True, optional=True),
@@ -332,6 +352,7 @@ class EliminationState:
 
 @register_learner("successive_elimination")
 class SuccessiveElimination(Learner):
+    theory = Theory("logarithmic")
     needs_bounded_rewards = True
     settings = (Setting("delta", 0.05, "failure probability of the confidence bounds",
                         low=0.0, high=1.0, low_open=True, high_open=True),)

@@ -66,6 +66,7 @@ from flax import struct
 
 from bandits import glm
 from bandits.core import Learner, random_argmax, register_learner
+from bandits.theory import Theory
 from envs.core import Array, Feedback, Observation, Setting
 
 OPTIMIZERS = ("adam", "sgd")
@@ -529,6 +530,8 @@ class _GradientExplorer(NeuralLearner):
 @register_learner("neural_ucb")
 class NeuralUCB(_GradientExplorer):
     """NeuralUCB with diagonal Z (Zhou, Li and Gu 2020, Algorithm 1)."""
+    theory = Theory("sqrt")
+    colour = "#117733"
 
     def index(self, key, values, sigma, hparams):
         return values + hparams["nu"] * sigma
@@ -537,6 +540,8 @@ class NeuralUCB(_GradientExplorer):
 @register_learner("neural_ts")
 class NeuralTS(_GradientExplorer):
     """Neural Thompson sampling with diagonal U (Zhang, Zhou, Li and Gu 2021, Algorithm 1)."""
+    theory = Theory("sqrt")
+    colour = "#AA4499"
 
     def index(self, key, values, sigma, hparams):
         return values + hparams["nu"] * sigma * jax.random.normal(key, values.shape)
@@ -551,6 +556,7 @@ class NeuralLinearState:
 @register_learner("neural_linear")
 class NeuralLinear(NeuralLearner):
     """Thompson sampling on a Bayesian linear last layer (Riquelme, Tucker and Snoek 2018)."""
+    theory = Theory("sqrt")
 
     # Retrain every 50 rounds as in Riquelme et al.'s NeuralLinear (training_freq_network = 50),
     # with 100 steps: the same optimiser work per round as the defaults of NeuralUCB, and a

@@ -77,6 +77,7 @@ class BudgetedState:
 @register_learner("budgeted_linucb")
 class BudgetedLinUCB(RidgeLearner):
     """LinUCB with a cost regression and a paced Lagrange multiplier on cost."""
+    colour = "#882255"
 
     model = "disjoint"
     settings = (
@@ -135,6 +136,7 @@ class BudgetedLinUCB(RidgeLearner):
 @register_learner("fixed_arm")
 class FixedArm(Learner):
     """Always the arm ``arm``: the single-model (single-budget) baseline."""
+    role = "reference"
 
     settings = (Setting("arm", None, "the arm played every round (0 to K - 1)", kind=int,
                         low=0),)
@@ -160,6 +162,8 @@ class FixedArm(Learner):
 @register_learner("oracle")
 class Oracle(Learner):
     """The per-request oracle: the arm with the highest expected objective this round."""
+    colour = "#999933"
+    role = "oracle"
 
     def init(self, key, hparams) -> Array:
         return jnp.zeros((), jnp.int32)

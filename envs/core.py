@@ -351,6 +351,37 @@ register_wrapper = WRAPPERS.register
 
 
 # ---------------------------------------------------------------------------------------------
+# What analysis and the command line read about an environment's results.
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """How one result column is reported (docs/design.md, "Results").
+
+    label: the axis label of its figure (and what it means).
+    summary: printed by ``banditjax run`` (mean and standard error at the last round).
+    figure: drawn by ``banditjax plot`` as ``<name>.png``: its mean over runs against t per
+        learner setting, with 95% bands.
+    """
+
+    name: str
+    label: str
+    summary: bool = True
+    figure: bool = False
+
+
+REGRET = Metric("regret", "cumulative pseudo-regret", summary=True, figure=True)
+
+
+def reported_metrics(env: str, wrappers: Sequence[str] = ()) -> tuple[Metric, ...]:
+    """The declared metrics of a results frame's environment and its wrappers, in that order
+    (regret only when the environment is not registered)."""
+    metrics = ENVS.get(env, "env").metrics if env in ENVS else (REGRET,)
+    for name in wrappers:
+        metrics = metrics + WRAPPERS.get(name, f"env.{name}").metrics
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
 # The environment base class.
 # ---------------------------------------------------------------------------------------------
 class Environment(Configurable, abc.ABC):
@@ -361,6 +392,14 @@ class Environment(Configurable, abc.ABC):
     """
 
     metric_names: ClassVar[tuple[str, ...]] = ()
+    # Declarations the rest of the suite reads (docs/design.md, "Layout"); a wrapper's are added
+    # to those of the environment it wraps.
+    metrics: ClassVar[tuple[Metric, ...]] = (REGRET,)   # what to print and plot, in order
+    figures: ClassVar[tuple[str, ...]] = ()   # extra figures of `banditjax plot`:
+    #                                           "module:function", function(frame, out_dir) -> paths
+    reward_family: ClassVar[str | None] = None   # a stochastic K-armed bandit whose arms follow
+    #                                              one-parameter laws (envs.theory.REWARD_FAMILIES)
+    linear_model: ClassVar[bool] = False   # expected reward <theta, x> with sub-Gaussian noise
 
     def __init__(self, **static: Any):
         for s in self.static_settings():
@@ -386,6 +425,16 @@ class Environment(Configurable, abc.ABC):
     @abc.abstractmethod
     def step(self, key: Array, state: Any, action: Array, params: Any):
         """Plays an action: (new state, feedback, step info)."""
+
+    @classmethod
+    def known_arm_means(cls, settings: Mapping[str, Any]) -> tuple[np.ndarray, float] | None:
+        """(arm means, noise sigma or NaN) when the settings alone fix them (no random draw);
+        None otherwise (then ``arm_means`` reads them from sampled params)."""
+        return None
+
+    def arm_means(self, params: Any) -> tuple[Any, Any] | None:
+        """(means [..., K], sigma or None) of (a batch of) params, or None: no arm means."""
+        return None
 
     def metric_columns(self, sums: Mapping[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
         """Turns the cumulative sums of the per-round metrics into result columns.

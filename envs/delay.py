@@ -73,6 +73,7 @@ import numpy as np
 from flax import struct
 from jax.scipy.special import gammaincc
 
+from envs.core import Metric
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Feedback, Setting, StepInfo,
                        register_wrapper)
 
@@ -286,6 +287,11 @@ class Delayed(Environment):
                 "of Vernade et al. 2020); negative feedback never arrives", kind=bool,
                 static=True),
     )
+    # Added to the wrapped environment's metrics; recorded, not printed or drawn by default.
+    metrics = (Metric("received", "fraction of feedback received", summary=False),
+               Metric("mean_delay", "mean observed delay", summary=False),
+               Metric("censored", "censored feedback items", summary=False),
+               Metric("buffer_drops", "items dropped by the buffer", summary=False))
 
     def __init__(self, env: Environment, **static: Any):
         super().__init__(**static)
@@ -372,6 +378,9 @@ class Delayed(Environment):
         columns["censored"] = sums["delay_censored"]
         columns["buffer_drops"] = sums["buffer_drops"]
         return columns
+
+    def arm_means(self, params: DelayedParams):
+        return self.env.arm_means(params.inner)
 
     def pending(self, state: DelayedState) -> Array:
         """The number of stored items still to arrive (int32)."""

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from envs.core import REGRET, Metric
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting,
                        StepInfo, immediate_feedback, register_env)
 
@@ -70,6 +71,7 @@ class _DuelingEnvironment(Environment):
     """Shared by both dueling environments: the metric columns."""
 
     metric_names = ("weak_regret",)
+    metrics = (REGRET, Metric("weak_regret", "cumulative weak regret", figure=True))
 
     def metric_columns(self, sums: Mapping[str, np.ndarray], t: np.ndarray):
         """Both regrets are cumulative (not running means)."""

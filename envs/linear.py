@@ -189,6 +189,7 @@ class LinearBandit(_LinearModel):
     settings = _settings(1.0) + (
         Setting("noise", 0.1, "reward noise standard deviation (sigma; the R of OFUL)",
                 low=0.0),)
+    linear_model = True
 
     @property
     def spec(self) -> EnvSpec:

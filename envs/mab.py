@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from envs import randomness
@@ -61,6 +62,17 @@ def _common_settings(mean_low: float | None, mean_high: float | None) -> tuple[S
 
 class _StochasticMAB(Environment):
     """Shared by the Bernoulli and Gaussian bandits: instances, observation and regret."""
+
+    @classmethod
+    def known_arm_means(cls, settings: Mapping[str, Any]):
+        """The configured means when generator = 'fixed' (other generators draw them)."""
+        if settings.get("generator") != "fixed" or settings.get("means") is None:
+            return None
+        return (np.asarray(settings["means"], np.float64),
+                float(settings.get("sigma", float("nan"))))
+
+    def arm_means(self, params: MABParams):
+        return params.means, getattr(params, "sigma", None)
 
     @classmethod
     def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
@@ -130,6 +142,7 @@ class BernoulliBandit(_StochasticMAB):
     """K arms paying 1 with probability mu_a and 0 otherwise."""
 
     settings = _common_settings(0.0, 1.0)
+    reward_family = "bernoulli"
 
     @classmethod
     def _mean_floor(cls) -> float:
@@ -149,6 +162,7 @@ class GaussianBandit(_StochasticMAB):
 
     settings = _common_settings(None, None) + (
         Setting("sigma", 1.0, "reward noise standard deviation", low=0.0, low_open=True),)
+    reward_family = "gaussian"
 
     @property
     def spec(self) -> EnvSpec:

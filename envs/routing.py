@@ -118,6 +118,7 @@ import numpy as np
 from flax import struct
 from jax.scipy.special import xlogy
 
+from envs.core import REGRET, Metric
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting, StepInfo,
                        immediate_feedback, register_env, unit_rows)
 
@@ -323,6 +324,9 @@ class Routing(Environment):
     """LLM routing: arms are (model, test-time budget) pairs; objective quality - lambda cost."""
 
     settings = _settings()
+    metrics = (REGRET, Metric("quality", "mean quality up to t"),
+               Metric("cost", "mean normalised cost up to t"))
+    figures = ("analysis.routing:plot_routing",)   # Pareto front, AIQ and traffic shares
 
     def __init__(self, **static: Any):
         super().__init__(**static)
