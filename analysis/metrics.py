@@ -45,6 +45,18 @@ def final_summary(frame: pd.DataFrame, metrics: tuple[str, ...] = ("regret",)) -
     return pd.DataFrame(pieces).reset_index()
 
 
+def declared_metrics(frame: pd.DataFrame) -> tuple:
+    """The ``envs.core.Metric`` declarations of a frame's environment and of the wrappers whose
+    ``env.<wrapper>.*`` columns it carries (docs/design.md, "Results"), present in the frame."""
+    import envs  # noqa: F401  (registers every environment and wrapper)
+    from envs.core import WRAPPERS, reported_metrics
+
+    wrappers = [name for name in WRAPPERS.names()
+                if any(str(c).startswith(f"env.{name}.") for c in frame.columns)]
+    return tuple(m for m in reported_metrics(str(frame["env"].iloc[0]), wrappers)
+                 if m.name in frame)
+
+
 def format_table(table: pd.DataFrame) -> str:
     """A plain-text table with aligned columns (numbers to 4 significant digits)."""
     def cell(v):

@@ -2,16 +2,18 @@
 
 Style: serif fonts sized for a two-column paper (8-9 pt), the Okabe-Ito colour-blind-safe
 palette (Okabe and Ito 2008, "Color Universal Design"), one colour per learner that is the same
-in every figure (assigned from a fixed list of known learner names, then by order of
-appearance), line styles telling apart the settings of one learner, and 95% confidence bands.
+in every figure (the ``colour`` a learner class declares, else a palette colour no other learner
+of the figure has, by order of appearance), line styles telling apart the settings of one
+learner, and 95% confidence bands.
 
-``EXTRA_PLOTS`` lets an environment family add its own figures to ``banditjax plot``
-(e.g. routing adds the cost-quality Pareto front): name -> function(frame, out_dir) -> [paths].
+What ``banditjax plot`` draws is declared by the environment (docs/design.md, "Layout"): one
+figure per ``Metric`` with ``figure=True`` (``envs.core.Environment.metrics``, a wrapper's added),
+then the environment's ``figures``, "module:function" names of function(frame, out_dir) -> paths.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -19,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.metrics import mean_band  # noqa: E402
+from analysis.metrics import declared_metrics, mean_band  # noqa: E402
 
 # Okabe-Ito without its yellow (too pale on white), then Paul Tol's "muted" scheme: 16
 # colour-blind-safe colours, so the learners most often compared never share one.
@@ -28,12 +30,6 @@ TOL_MUTED = ("#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "
              "#882255", "#999933")
 PALETTE = OKABE_ITO + TOL_MUTED
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
-# Learners with a fixed colour in every figure (the ones papers compare most often).
-# The uniform baseline is black; learners often drawn together get far-apart hues.
-KNOWN_ORDER = ("ucb1", "klucb", "thompson", "moss", "exp3", "linucb", "uniform", "oful",
-               "neural_ucb", "ldb_df", "ucb_v", "epsilon_greedy", "lints", "neural_ts",
-               "budgeted_linucb", "oracle")
-EXTRA_PLOTS: dict[str, Callable[[pd.DataFrame, Path], list[Path]]] = {}
 
 PAPER_STYLE = {
     "font.family": "serif",
@@ -64,9 +60,17 @@ def apply_style() -> None:
     plt.rcParams.update(PAPER_STYLE)
 
 
+def declared_colour(name: str) -> str | None:
+    """The colour the learner registered as ``name`` declares (``Learner.colour``), or None."""
+    import bandits  # noqa: F401  (registers every learner)
+    from bandits.core import LEARNERS
+
+    return LEARNERS.get(name, "learner").declared("colour") if name in LEARNERS else None
+
+
 def learner_colours(learners: list[str]) -> dict[str, str]:
-    """A stable colour per learner name: known names keep theirs, others take unused ones."""
-    colours = {n: PALETTE[KNOWN_ORDER.index(n)] for n in learners if n in KNOWN_ORDER}
+    """A stable colour per learner name: declared colours first, others take unused ones."""
+    colours = {n: declared_colour(n) for n in learners if declared_colour(n) is not None}
     free = [c for c in PALETTE if c not in colours.values()]
     for i, name in enumerate(n for n in learners if n not in colours):
         colours[name] = free[i % len(free)] if free else PALETTE[i % len(PALETTE)]
@@ -122,21 +126,30 @@ def plot_regret(frame: pd.DataFrame, path: Path, logx: bool = False, logy: bool 
     return [path, path.with_suffix(".pdf")]
 
 
-def _load_extra_plots() -> None:
-    """Imports the analysis modules that register environment-specific figures."""
-    import analysis.routing  # noqa: F401  (registers EXTRA_PLOTS["routing"])
+def declared_figures(frame: pd.DataFrame) -> list:
+    """The extra figure functions the frame's environment declares (``Environment.figures``)."""
+    import envs  # noqa: F401  (registers every environment)
+    from envs.core import ENVS
+
+    env = str(frame["env"].iloc[0])
+    names = ENVS.get(env, "env").figures if env in ENVS else ()
+    functions = []
+    for name in names:
+        module, _, function = name.partition(":")
+        functions.append(getattr(importlib.import_module(module), function))
+    return functions
 
 
 def plot_results(frame: pd.DataFrame, out_dir: Path, logx: bool = False,
                  logy: bool = False) -> list[Path]:
-    """Every figure for a results folder: regret, extra metrics, and env-specific figures."""
+    """Every figure for a results folder: one per declared metric with ``figure=True``
+    (``<metric>.png`` and .pdf; regret first), then the environment's declared figures."""
     out_dir = Path(out_dir)
-    paths = plot_regret(frame, out_dir / "regret.png", logx=logx, logy=logy)
-    if "weak_regret" in frame:
-        paths += plot_regret(frame, out_dir / "weak_regret.png", logx=logx, logy=logy,
-                             metric="weak_regret", ylabel="cumulative weak regret")
-    env = frame["env"].iloc[0]
-    _load_extra_plots()
-    if env in EXTRA_PLOTS:
-        paths += EXTRA_PLOTS[env](frame, out_dir)
+    paths: list[Path] = []
+    for metric in declared_metrics(frame):
+        if metric.figure:
+            paths += plot_regret(frame, out_dir / f"{metric.name}.png", logx=logx, logy=logy,
+                                 metric=metric.name, ylabel=metric.label)
+    for figure in declared_figures(frame):
+        paths += figure(frame, out_dir)
     return paths

@@ -35,11 +35,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.plotting import (COLUMN_WIDTH, EXTRA_PLOTS, PALETTE, apply_style,  # noqa: E402
+from analysis.plotting import (COLUMN_WIDTH, PALETTE, apply_style,  # noqa: E402
                                learner_colours)
 
 LAMBDA = "env.cost_weight"
-FIXED_ARM = "fixed_arm"
+# Learner roles (``Learner.role``): a single fixed arm is a point of the plane, not a router;
+# the oracle knows every expected reward.
+REFERENCE, ORACLE = "reference", "oracle"
+
+
+def learner_role(name: str) -> str | None:
+    """The role the learner registered as ``name`` declares (``Learner.role``), or None."""
+    import bandits  # noqa: F401  (registers every learner)
+    from bandits.core import LEARNERS
+
+    return LEARNERS.get(name, "learner").declared("role") if name in LEARNERS else None
+
+
+def _is_reference(learners: pd.Series) -> pd.Series:
+    roles = {name: learner_role(name) for name in learners.unique()}
+    return learners.map(roles).eq(REFERENCE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +95,7 @@ def cost_quality_points(frame: pd.DataFrame) -> pd.DataFrame:
     final["router"] = final["setting"].map(router_name)
     if LAMBDA not in final:
         final[LAMBDA] = np.nan
-    is_arm = final["learner"].eq(FIXED_ARM)
+    is_arm = _is_reference(final["learner"])
     if is_arm.any() and "hp.arm" in final:
         names = arm_names(frame)
         per_arm = all("@" in n for n in names) and len(names) > 0
@@ -90,8 +105,8 @@ def cost_quality_points(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     keys = ["router", "learner"]
     for (router, learner, weight), part in _groups(final, is_arm, keys):
-        kind = "arm" if learner == FIXED_ARM else ("oracle" if learner == "oracle"
-                                                   else "router")
+        role = learner_role(learner)
+        kind = "arm" if role == REFERENCE else ("oracle" if role == ORACLE else "router")
         n = len(part)
         rows.append({"router": router, "learner": learner, "kind": kind,
                      "cost_weight": weight, "quality": part["quality"].mean(),
@@ -204,7 +219,7 @@ def traffic_share(frame: pd.DataFrame, by_model: bool = True) -> pd.DataFrame:
         raise ValueError("no share.* columns: run the routing environment with shares = "
                          "'arm' or 'model'")
     final = final_rows(frame).copy()
-    final = final[final["learner"] != FIXED_ARM]
+    final = final[~_is_reference(final["learner"])]
     final["router"] = final["setting"].map(router_name)
     share = final.groupby(["router", LAMBDA], sort=False)[columns].mean()
     share.columns = [c[len("share."):] for c in columns]
@@ -217,7 +232,8 @@ def reference_arm(points: pd.DataFrame) -> pd.Series:
     """The best single model at the smallest budget (one call), else the best single arm."""
     arms = points[points["kind"] == "arm"]
     if arms.empty:
-        raise ValueError("no single-arm (fixed_arm) points: run fixed_arm to get a reference")
+        raise ValueError("no single-arm points: run a learner with role 'reference' (a fixed "
+                         "arm) to get a reference")
     budgets = arms["router"].str.extract(r"@[kb]([0-9.]+)$")[0].astype(float)
     if budgets.notna().all():
         arms = arms[budgets == budgets.min()]
@@ -346,5 +362,3 @@ def _plot_share(frame: pd.DataFrame, path: Path) -> list[Path]:
                bbox_to_anchor=(0.5, 1.08), title="model" + note, title_fontsize=6)
     return _save(fig, path)
 
-
-EXTRA_PLOTS.setdefault("routing", plot_routing)

@@ -13,7 +13,7 @@ from envs.core import ConfigError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from analysis.metrics import final_summary, format_table
+    from analysis.metrics import declared_metrics, final_summary, format_table
     from experiments import config as config_lib
     from experiments import distributed
     from experiments.experiment import prepare_out_dir, prepare_resume, run_experiment
@@ -45,7 +45,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise
     if frame is None:                              # not process 0 of a multi-process run
         return 0
-    metrics = tuple(m for m in ("regret", "weak_regret", "quality", "cost") if m in frame)
+    metrics = tuple(m.name for m in declared_metrics(frame) if m.summary)
     table = final_summary(frame, metrics)
     print(format_table(table.drop(columns=["learner"])))
     print()
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="a TOML (or YAML) config file")
     run.add_argument("--out", help="results folder (default results/<config name>)")
     run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                     help="override a config value, e.g. run.horizon=1000 or learner.ucb1.c=1 "
+                     help="override a config value, e.g. run.horizon=1000 or learner.<name>.c=1 "
                           "(repeatable; a [list] makes a sweep axis)")
     run.add_argument("--force", action="store_true", help="overwrite an existing results folder")
     run.add_argument("--logx", action="store_true", help="logarithmic t axis in the plot")
