@@ -1,34 +1,20 @@
-"""Regret bounds: theory curves, and empirical checks of a results folder against them.
+"""Regret bounds: empirical checks of a results frame against the theory its classes declare.
 
-Theory (each a function of the instance and the round/horizon t, float64, NumPy):
-- ``lai_robbins_constant``: Lai and Robbins (1985), "Asymptotically efficient adaptive allocation
-  rules", Theorem 2 (one-parameter families; the Bernoulli and Gaussian forms as in Lattimore
-  and Szepesvari 2020, Theorem 16.2 / eq. 16.3): every consistent policy has
-  liminf R_T / ln T >= C = sum over sub-optimal arms a of gap_a / KL(nu_a, nu*), with
-  KL = kl(mu_a, mu*) (Bernoulli) or gap_a^2 / (2 sigma^2) (Gaussian, C = sum 2 sigma^2 / gap_a).
-- ``ucb1_bound``: Auer, Cesa-Bianchi and Fischer (2002), "Finite-time analysis of the
-  multiarmed bandit problem", Theorem 1 (UCB1 with c = 2, rewards in [0, 1]):
-  E[R_n] <= 8 sum_{a: gap_a > 0} ln n / gap_a + (1 + pi^2 / 3) sum_a gap_a, for every n.
-- ``exp3_bound``: Auer, Cesa-Bianchi, Freund and Schapire (2002b), "The nonstochastic multiarmed
-  bandit problem", Theorem 3.1: for gamma in (0, 1], G_max - E[G_Exp3] <= (e - 1) gamma G_max
-  + K ln K / gamma; with G_max <= t this holds at every round t for a fixed gamma, and with
-  Corollary 3.2's gamma = min(1, sqrt(K ln K / ((e - 1) T))) it is 2 sqrt(e - 1) sqrt(T K ln K)
-  at t = T. Pseudo-regret <= expected regret, so it bounds the runner's ``regret`` column.
-- ``minimax_lower_bound``: Auer et al. (2002b), Theorem 5.1: for every policy there is a K-armed
-  instance with E[R_T] >= min(sqrt(K T), T) / 20 (a worst-case bound: an easy instance may lie
-  below it).
-- ``oful_radius`` / ``oful_bound``: Abbasi-Yadkori, Pal and Szepesvari (2011), "Improved
-  algorithms for linear stochastic bandits", Theorem 2 (the confidence radius
-  sqrt(beta_t) = R sqrt(d ln((1 + t L^2 / lambda) / delta)) + sqrt(lambda) S, with the
-  determinant bound of their Lemma 10) and Theorem 3 (with probability >= 1 - delta,
-  R_T <= 4 sqrt(T d ln(lambda + T L / d)) (sqrt(lambda) S + R sqrt(2 ln(1/delta)
-  + d ln(1 + T L / (lambda d))))), for ||x|| <= L, ||theta|| <= S, R-sub-Gaussian noise.
-- ``delay_additive_term``: Joulani, Gyorgy and Szepesvari (2013), "Online learning under delayed
-  feedback", Table 1 / Theorem 6: in stochastic bandits, delays add (up to a constant) the term
-  E[tau] * sum_a gap_a to the regret of the non-delayed algorithm (not multiplicatively). We
-  use the constant 1: for delayed UCB1 runs the upper curve is UCB1's bound plus this term
-  (a documented heuristic constant, not a proven one), and ``delay_effect`` reports the measured
-  extra regret beside it.
+Which theory applies is declared next to the code it is about (docs/design.md, "Layout"): an
+environment declares its ``reward_family`` (a stochastic K-armed bandit with one-parameter arm
+laws) and how its arm means are read (``known_arm_means``, ``arm_means``); a learner declares its
+``theory`` (``bandits.theory.Theory``: the regret rate and, where a theorem gives one, the
+finite-time upper bound). The formulas are in ``envs.theory`` (Lai and Robbins 1985, Theorem 2;
+the minimax lower bound of Auer et al. 2002b, Theorem 5.1; Joulani et al. 2013's delay term)
+and ``bandits.theory`` (UCB1: Auer, Cesa-Bianchi and Fischer 2002, Theorem 1; EXP3: Auer et al.
+2002b, Theorem 3.1 and Corollary 3.2; OFUL: Abbasi-Yadkori, Pal and Szepesvari 2011, Theorems 2
+and 3) and re-exported here. Nothing here names a learner or an environment.
+
+Theory exponent per declared rate: 'logarithmic' (on an environment with a ``reward_family``) the
+local log-log slope of ln t over the fit window (it tends to 0 slowly), 'sqrt' 1/2, 'linear' 1.
+With delays, UCB1's declared upper curve adds Joulani, Gyorgy and Szepesvari (2013)'s additive
+term E[tau] sum_a gap_a (constant 1, a documented heuristic constant, not a proven one), and
+``delay_effect`` reports the measured extra regret beside it.
 
 Empirical checks (``check_setting``, per learner setting of a results frame):
 - regret exponent: least-squares slope of log(mean regret) against log t over the last decade of
@@ -43,22 +29,21 @@ Empirical checks (``check_setting``, per learner setting of a results frame):
 - delayed runs (``delay_effect``): final regret with delay minus without (a setting of the same
   learner with mean delay 0 in the same folder), against the mean delay and the additive term.
 
-Instance means: ``instance_means`` gives every run's arm means (and noise sigma). For
-``generator = 'fixed'`` they are read from the ``env.means`` column; for random generators they
-are re-sampled exactly as the runner did, from the folder's ``config.toml``: the config is built
-again (``experiments.config.build``, which derives the same instance keys with ``derive_keys``)
-and ``env.sample_params(instance_key, settings)`` is called for every run. Nothing is simulated.
+Instance means: ``instance_means`` gives every run's arm means (and noise sigma): from the
+settings where the environment's ``known_arm_means`` fixes them ('fixed' generators), otherwise
+from the ``resampled`` frame that ``experiments.bounds_command`` builds by re-sampling every run's
+instance exactly as the runner did (the config is built again and ``env.sample_params`` is
+called with the same instance keys; nothing is simulated). This module never imports
+``experiments``: it depends on results frames and declared metadata only.
 
-``banditjax bounds DIR`` prints the table per learner setting, writes ``DIR/bounds.csv`` and draws
-``DIR/bounds.png/.pdf`` (regret / ln t with the Lai-Robbins constant, and log-log regret with the
-finite-time bounds overlaid).
+``banditjax bounds DIR`` (experiments/bounds_command.py) prints the table per learner setting,
+writes ``DIR/bounds.csv`` and draws ``DIR/bounds.png/.pdf`` (``plot_bounds``: regret / ln t with
+the Lai-Robbins constant, and log-log regret with the finite-time bounds overlaid).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,125 +51,18 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import Z95, format_table
+from bandits.theory import (Problem, exp3_bound, exp3_gamma, oful_bound,  # noqa: F401
+                            oful_radius, ucb1_bound)
+from envs.theory import (bernoulli_kl, delay_additive_term, gaps,  # noqa: F401
+                         lai_robbins_constant, lai_robbins_curve, minimax_lower_bound)
 
 BOOTSTRAP_SEED = 20240611
 BOOTSTRAP_SAMPLES = 1000
-MAB_ENVS = ("bernoulli", "gaussian")
-# Learners whose regret on a stochastic K-armed instance grows like C ln t (the theory exponent is
-# then the local log-log slope of ln t over the fit window, which tends to 0 slowly).
-LOGARITHMIC_LEARNERS = ("ucb1", "klucb", "thompson", "gaussian_thompson", "moss", "ucb_v",
-                        "successive_elimination")
-# Learners with a sqrt(T) (up to logs) worst-case regret: exponent 1/2.
-SQRT_LEARNERS = ("exp3", "exp3_ix", "linucb", "linucb_shared", "lints", "oful", "glm_ucb",
-                 "linear_epsilon_greedy", "ldb_df", "ndb_df", "colstim", "maxinp",
-                 "linear_dueling_ucb", "linear_dueling_ts", "neural_ucb", "neural_ts",
-                 "neural_linear", "neural_dueling_ucb", "neural_dueling_ts")
-LINEAR_ENVS = ("linear",)
 
 
 # ---------------------------------------------------------------------------------------------
-# Theory.
+# Theory (the formulas live beside the declarations that choose them).
 # ---------------------------------------------------------------------------------------------
-def bernoulli_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """kl(p, q) = p ln(p/q) + (1-p) ln((1-p)/(1-q)), float64 (0 ln 0 = 0; inf at q = 0 or 1)."""
-    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        first = np.where(p > 0, p * np.log(p / q), 0.0)
-        second = np.where(p < 1, (1 - p) * np.log((1 - p) / (1 - q)), 0.0)
-    return first + second
-
-
-def gaps(means: np.ndarray) -> np.ndarray:
-    """mu* - mu_a for every arm (0 for the best ones)."""
-    means = np.asarray(means, np.float64)
-    return means.max() - means
-
-
-def lai_robbins_constant(means: np.ndarray, family: str = "bernoulli",
-                         sigma: float = 1.0) -> float:
-    """C = sum over sub-optimal arms of gap_a / KL(nu_a, nu*) (Lai and Robbins 1985, Thm 2).
-
-    family 'bernoulli': KL = kl(mu_a, mu*); 'gaussian' (known variance sigma^2):
-    KL = gap_a^2 / (2 sigma^2). The regret of a consistent policy is at least (C + o(1)) ln T.
-    """
-    means = np.asarray(means, np.float64)
-    g = gaps(means)
-    sub = g > 0
-    if not np.any(sub):
-        return 0.0
-    if family == "bernoulli":
-        kl = bernoulli_kl(means[sub], means.max())
-    elif family == "gaussian":
-        kl = g[sub] ** 2 / (2.0 * float(sigma) ** 2)
-    else:
-        raise ValueError(f"family = {family!r}: expected 'bernoulli' or 'gaussian'")
-    return float(np.sum(g[sub] / kl))
-
-
-def lai_robbins_curve(constant: float, t: np.ndarray) -> np.ndarray:
-    """The asymptotic lower-bound line C ln t."""
-    return constant * np.log(np.asarray(t, np.float64))
-
-
-def ucb1_bound(means: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Auer et al. (2002), Theorem 1: 8 sum ln t / gap_a + (1 + pi^2/3) sum gap_a (UCB1, c = 2)."""
-    g = gaps(means)
-    sub = g[g > 0]
-    t = np.asarray(t, np.float64)
-    return 8.0 * np.log(t) * np.sum(1.0 / sub) + (1.0 + math.pi ** 2 / 3.0) * np.sum(sub)
-
-
-def exp3_gamma(num_arms: int, horizon: int) -> float:
-    """Corollary 3.2's exploration rate with g = T: min(1, sqrt(K ln K / ((e - 1) T)))."""
-    return min(1.0, math.sqrt(num_arms * math.log(num_arms) / ((math.e - 1) * horizon)))
-
-
-def exp3_bound(num_arms: int, t: np.ndarray, gamma: float) -> np.ndarray:
-    """Auer et al. (2002b), Theorem 3.1 at round t: (e - 1) gamma t + K ln K / gamma.
-
-    With ``gamma = exp3_gamma(K, T)`` this equals 2 sqrt(e - 1) sqrt(T K ln K) at t = T
-    (Corollary 3.2) whenever that gamma is below 1.
-    """
-    t = np.asarray(t, np.float64)
-    return (math.e - 1) * gamma * t + num_arms * math.log(num_arms) / gamma
-
-
-def minimax_lower_bound(num_arms: int, t: np.ndarray) -> np.ndarray:
-    """Auer et al. (2002b), Theorem 5.1: min(sqrt(K t), t) / 20."""
-    t = np.asarray(t, np.float64)
-    return np.minimum(np.sqrt(num_arms * t), t) / 20.0
-
-
-def oful_radius(t: np.ndarray, d: int, regulariser: float, norm_bound: float, noise: float,
-                delta: float, feature_bound: float = 1.0) -> np.ndarray:
-    """sqrt(beta_t) = R sqrt(d ln((1 + t L^2 / lambda) / delta)) + sqrt(lambda) S.
-
-    Abbasi-Yadkori et al. (2011), Theorem 2, with det(V_t) <= (lambda + t L^2 / d)^d (Lemma 10).
-    """
-    t = np.asarray(t, np.float64)
-    return (noise * np.sqrt(d * np.log((1.0 + t * feature_bound ** 2 / regulariser) / delta))
-            + math.sqrt(regulariser) * norm_bound)
-
-
-def oful_bound(t: np.ndarray, d: int, regulariser: float, norm_bound: float, noise: float,
-               delta: float, feature_bound: float = 1.0) -> np.ndarray:
-    """Abbasi-Yadkori et al. (2011), Theorem 3 (holds with probability >= 1 - delta):
-
-    4 sqrt(t d ln(lambda + t L / d)) (sqrt(lambda) S + R sqrt(2 ln(1/delta)
-    + d ln(1 + t L / (lambda d)))).
-    """
-    t = np.asarray(t, np.float64)
-    lam, L = regulariser, feature_bound
-    width = math.sqrt(lam) * norm_bound + noise * np.sqrt(
-        2.0 * math.log(1.0 / delta) + d * np.log(1.0 + t * L / (lam * d)))
-    return 4.0 * np.sqrt(t * d * np.log(lam + t * L / d)) * width
-
-
-def delay_additive_term(means: np.ndarray, delay: float) -> float:
-    """Joulani et al. (2013), Table 1: delays add O(E[tau] sum_a gap_a); here the constant is 1."""
-    return float(delay) * float(np.sum(gaps(means)))
-
-
 def mean_delay(dist: str, law: Mapping[str, Any], window: float = math.inf,
                horizon: int = 10 ** 6) -> float:
     """E[min(D, W + 1, horizon)] = sum_{k < min(W + 1, horizon)} P(D > k) of a delay law
@@ -289,55 +167,55 @@ def fraction_above(mean: np.ndarray, bound: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 # Instances of a results folder.
 # ---------------------------------------------------------------------------------------------
-def _params_means(params: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(means [R, K], sigma [R]) from a batch of params (looking through wrappers' ``inner``)."""
-    while params is not None and not hasattr(params, "means") and hasattr(params, "inner"):
-        params = params.inner
-    if params is None or not hasattr(params, "means"):
-        return None, None
-    sigma = getattr(params, "sigma", None)
-    return np.asarray(params.means, np.float64), (
-        None if sigma is None else np.asarray(sigma, np.float64))
+def environment_class(name: str) -> type | None:
+    """The registered environment class of a results frame's ``env`` column (None if unknown)."""
+    import envs  # noqa: F401  (registers every environment)
+    from envs.core import ENVS
+
+    return ENVS.get(name, "env") if name in ENVS else None
 
 
-def instance_means(frame: pd.DataFrame, folder: Path | None = None) -> pd.DataFrame:
+def learner_class(name: str) -> type | None:
+    """The registered learner class called ``name`` (None if unknown, e.g. a free label)."""
+    import bandits  # noqa: F401  (registers every learner)
+    from bandits.core import LEARNERS
+
+    return LEARNERS.get(name, "learner") if name in LEARNERS else None
+
+
+def _decode(value: Any) -> Any:
+    """A results column value as the config gave it (vectors are stored as JSON lists)."""
+    if isinstance(value, str) and value.startswith("["):
+        return json.loads(value)
+    return value
+
+
+def prefixed(row: pd.Series, prefix: str) -> dict[str, Any]:
+    """The ``prefix<name>`` columns of a row that hold a value, as {name: value}."""
+    return {str(k)[len(prefix):]: _decode(v) for k, v in row.items()
+            if str(k).startswith(prefix) and not _missing(v)}
+
+
+def instance_means(frame: pd.DataFrame, resampled: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run: ``means`` (array of arm means) and ``sigma`` (Gaussian noise, else NaN).
 
-    'fixed' instances come from the ``env.means`` column; other generators are re-sampled from
-    ``folder/config.toml`` with the runner's instance keys (see the module docstring). Returns an
-    empty frame when the environment has no arm means (linear, dueling, ...).
+    Read from the settings where the environment's ``known_arm_means`` fixes them (a 'fixed'
+    generator); otherwise ``resampled`` must hold them (``experiments.bounds_command`` re-samples
+    them from the folder's config). Empty when the environment declares no ``reward_family``
+    (linear, dueling, ...).
     """
     runs = frame.drop_duplicates("run").set_index("run")
-    if runs["env"].iloc[0] not in MAB_ENVS:
+    env_cls = environment_class(str(runs["env"].iloc[0]))
+    if env_cls is None or env_cls.reward_family is None:
         return pd.DataFrame(columns=["means", "sigma"])
-    sigma = runs["env.sigma"].astype(float) if "env.sigma" in runs else pd.Series(
-        math.nan, index=runs.index)
-    if "env.generator" in runs and (runs["env.generator"] == "fixed").all():
-        means = runs["env.means"].map(lambda s: np.asarray(json.loads(s), np.float64))
-        return pd.DataFrame({"means": means, "sigma": sigma})
-    if folder is None or not (Path(folder) / "config.toml").exists():
-        raise FileNotFoundError("random instances: the results folder's config.toml is needed "
-                                "to re-sample the arm means")
-    return resample_instance_means(Path(folder) / "config.toml")
-
-
-def resample_instance_means(config_path: Path) -> pd.DataFrame:
-    """Re-samples every run's instance from a resolved config (no simulation)."""
-    import jax
-
-    from experiments import config as config_lib
-
-    experiment = config_lib.build(tomllib.loads(Path(config_path).read_text()))
-    rows = []
-    for group in experiment.groups:
-        params = jax.vmap(group.env.sample_params)(group.instance_keys, group.env_settings)
-        means, sigma = _params_means(params)
-        if means is None:
-            continue
-        for i, run in enumerate(group.runs["run"].to_numpy()):
-            rows.append((int(run), means[i], math.nan if sigma is None else float(
-                np.broadcast_to(sigma, (len(means),))[i])))
-    return pd.DataFrame(rows, columns=["run", "means", "sigma"]).set_index("run")
+    known = [env_cls.known_arm_means(prefixed(row, "env.")) for _, row in runs.iterrows()]
+    if all(k is not None for k in known):
+        return pd.DataFrame({"means": [np.asarray(k[0], np.float64) for k in known],
+                             "sigma": [float(k[1]) for k in known]}, index=runs.index)
+    if resampled is None:
+        raise FileNotFoundError("random instances: the arm means must be re-sampled from the "
+                                "results folder's config.toml (banditjax bounds DIR does it)")
+    return resampled
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,63 +230,52 @@ def regret_curves(part: pd.DataFrame, metric: str = "regret") -> tuple[np.ndarra
             table.index.to_numpy())
 
 
-def _hp(row: pd.Series, name: str, default: Any = None) -> Any:
-    value = row.get(f"hp.{name}", default)
-    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
-def _env(row: pd.Series, name: str, default: Any = None) -> Any:
-    value = row.get(f"env.{name}", default)
-    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value
+def problem_of(row: pd.Series, t: np.ndarray, means: list[np.ndarray] | None) -> Problem:
+    """What the declared theorems need about one setting's environment (``bandits.theory``)."""
+    env_cls = environment_class(str(row["env"]))
+    horizon = int(t.max())
+    return Problem(family=None if env_cls is None else env_cls.reward_family, means=means,
+                   linear_model=bool(env_cls is not None and env_cls.linear_model),
+                   settings=prefixed(row, "env."), horizon=horizon,
+                   mean_delay=setting_mean_delay(row, horizon))
 
 
 def theory_curves(row: pd.Series, t: np.ndarray, means: list[np.ndarray] | None,
                   sigmas: list[float] | None) -> dict[str, Any]:
     """The theory that applies to one setting (its first row), averaged over its instances.
 
+    The environment declares its ``reward_family`` (Lai-Robbins and minimax lower bounds), the
+    learner its ``theory`` (rate and upper bound, ``bandits.theory.Theory``).
     Returns keys (each optional): 'lai_robbins' (constant), 'upper' (name, curve), 'lower'
     (name, curve), 'minimax' (curve), 'exponent' (the theory's log-log slope over the fit window).
     """
-    learner_name = _base_learner(row)
-    env = row["env"]
+    problem = problem_of(row, t, means)
+    cls = learner_class(_base_learner(row))
+    theory = None if cls is None else cls.declared("theory")
     out: dict[str, Any] = {}
-    horizon = int(t.max())
     mask = last_decade(t)
-    if env in MAB_ENVS and means:
-        family = "bernoulli" if env == "bernoulli" else "gaussian"
-        constants = [lai_robbins_constant(m, family, 1.0 if s is None or math.isnan(s) else s)
+    if problem.family is not None and means:
+        constants = [lai_robbins_constant(m, problem.family,
+                                          1.0 if s is None or math.isnan(s) else s)
                      for m, s in zip(means, sigmas or [None] * len(means))]
         constant = float(np.mean(constants))
         out["lai_robbins"] = constant
         with np.errstate(divide="ignore"):
             out["lower"] = ("Lai-Robbins C ln t", lai_robbins_curve(constant, t))
-        k = len(means[0])
-        out["minimax"] = minimax_lower_bound(k, t)
-        if learner_name == "ucb1" and abs(float(_hp(row, "c", 2.0)) - 2.0) < 1e-9 \
-                and env == "bernoulli":
-            curve = np.mean([ucb1_bound(m, t) for m in means], axis=0)
-            delay = setting_mean_delay(row, horizon)
-            if delay > 0:
-                curve = curve + np.mean([delay_additive_term(m, delay) for m in means])
-                out["upper"] = ("UCB1 + E[tau] sum gaps (Joulani+ 2013)", curve)
-            else:
-                out["upper"] = ("UCB1 (Auer+ 2002, Thm 1)", curve)
-        if learner_name == "exp3" and env == "bernoulli":
-            gamma = float(_hp(row, "gamma", exp3_gamma(k, horizon)))
-            out["upper"] = ("EXP3 (Auer+ 2002b, Thm 3.1)", exp3_bound(k, t, gamma))
-    if env in LINEAR_ENVS and learner_name == "oful":
-        d = int(_env(row, "d", 8))
-        curve = oful_bound(t, d, float(_hp(row, "regulariser", 1.0)),
-                           float(_hp(row, "norm_bound", 1.0)), float(_hp(row, "noise", 0.1)),
-                           float(_hp(row, "delta", 0.05)))
-        out["upper"] = ("OFUL (Abbasi-Yadkori+ 2011, Thm 3)", curve)
-    if learner_name in LOGARITHMIC_LEARNERS and env in MAB_ENVS:
+        out["minimax"] = minimax_lower_bound(len(means[0]), t)
+    if theory is None:
+        return out
+    if theory.upper is not None:
+        upper = theory.upper(problem, prefixed(row, "hp."), t)
+        if upper is not None:
+            out["upper"] = upper
+    if theory.rate == "logarithmic" and problem.family is not None:
         with np.errstate(divide="ignore"):
             out["exponent"] = float(least_squares_slopes(np.log(t[mask]),
                                                          np.log(np.log(t[mask]))))
-    elif learner_name in SQRT_LEARNERS:
+    elif theory.rate == "sqrt":
         out["exponent"] = 0.5
-    elif learner_name == "uniform":
+    elif theory.rate == "linear":
         out["exponent"] = 1.0
     return out
 
@@ -508,10 +375,13 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def bounds_table(frame: pd.DataFrame, folder: Path | None = None,
+def bounds_table(frame: pd.DataFrame, instances: pd.DataFrame | None = None,
                  samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
-    """The bounds table: one row per learner setting (columns: see the module docstring)."""
-    instances = instance_means(frame, folder)
+    """The bounds table: one row per learner setting (columns: see the module docstring).
+
+    instances: every run's arm means (``instance_means``; default: read from the settings)."""
+    if instances is None:
+        instances = instance_means(frame)
     hp_cols = [c for c in frame.columns if c.startswith("hp.")]
     env_cols = [c for c in frame.columns if c.startswith("env.")
                 and frame[c].astype(str).nunique() > 1]
@@ -530,7 +400,7 @@ def bounds_table(frame: pd.DataFrame, folder: Path | None = None,
 # ---------------------------------------------------------------------------------------------
 # Figure.
 # ---------------------------------------------------------------------------------------------
-def plot_bounds(frame: pd.DataFrame, path: Path, folder: Path | None = None,
+def plot_bounds(frame: pd.DataFrame, path: Path,
                 instances: pd.DataFrame | None = None) -> list[Path]:
     """Two panels: regret / ln t (log t) with the Lai-Robbins constant, and log-log regret with
     the finite-time bounds (dotted, in the learner's colour) and the minimax lower bound."""
@@ -540,7 +410,7 @@ def plot_bounds(frame: pd.DataFrame, path: Path, folder: Path | None = None,
 
     apply_style()
     if instances is None:
-        instances = instance_means(frame, folder)
+        instances = instance_means(frame)
     styles = setting_styles(frame)
     fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, COLUMN_WIDTH * 0.95))
     drawn: set = set()
@@ -599,7 +469,7 @@ def plot_bounds(frame: pd.DataFrame, path: Path, folder: Path | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: ``banditjax bounds DIR``.
+# The printed table (``banditjax bounds DIR``: experiments/bounds_command.py).
 # ---------------------------------------------------------------------------------------------
 SHOWN = ("setting", "runs", "horizon", "final_regret", "exponent", "exponent_lo", "exponent_hi",
          "theory_exponent", "lai_robbins", "log_constant", "log_constant_ratio",
@@ -611,54 +481,3 @@ def printable(table: pd.DataFrame) -> str:
     """The columns worth reading, without those that are empty for every setting."""
     cols = [c for c in SHOWN if c in table and not table[c].isna().all()]
     return format_table(table[cols])
-
-
-def run_bounds(folder: Path, samples: int = BOOTSTRAP_SAMPLES, plot: bool = True) -> pd.DataFrame:
-    """Reads DIR/results.parquet, writes DIR/bounds.csv (and bounds.png/.pdf); returns the table."""
-    from envs.core import ConfigError
-    from experiments.experiment import atomic_path
-
-    folder = Path(folder)
-    results = folder / "results.parquet"
-    if not results.exists():
-        raise ConfigError(f"{str(folder)!r} holds no results.parquet: run `banditjax run` first")
-    frame = pd.read_parquet(results)
-    frame = add_learner_names(frame, folder)
-    table = bounds_table(frame, folder, samples)
-    with atomic_path(folder / "bounds.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    if plot:
-        plot_bounds(frame, folder / "bounds.png", folder)
-    return table
-
-
-def add_learner_names(frame: pd.DataFrame, folder: Path | None) -> pd.DataFrame:
-    """Adds ``learner_name`` (the registry name) when labels differ from it (from config.toml)."""
-    if folder is None or not (Path(folder) / "config.toml").exists():
-        return frame
-    config = tomllib.loads((Path(folder) / "config.toml").read_text())
-    names = {t.get("label", t.get("name")): t.get("name") for t in config.get("learner", [])}
-    frame = frame.copy()
-    frame["learner_name"] = frame["learner"].map(lambda label: names.get(label, label))
-    return frame
-
-
-def _cmd_bounds(args: argparse.Namespace) -> int:
-    table = run_bounds(Path(args.dir), samples=args.bootstrap, plot=not args.no_plot)
-    print(printable(table))
-    print()
-    print(f"table:  {Path(args.dir) / 'bounds.csv'}")
-    if not args.no_plot:
-        print(f"figure: {Path(args.dir) / 'bounds.png'}")
-    return 0
-
-
-def register_command(subparsers: Any) -> None:
-    """Adds ``banditjax bounds DIR`` (picked up by experiments.cli)."""
-    parser = subparsers.add_parser(
-        "bounds", help="regret exponents, log constants and bound checks of a results folder")
-    parser.add_argument("dir", help="a folder written by `banditjax run`")
-    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES,
-                        help=f"bootstrap resamples over runs (default {BOOTSTRAP_SAMPLES})")
-    parser.add_argument("--no-plot", action="store_true", help="skip bounds.png/.pdf")
-    parser.set_defaults(func=_cmd_bounds)

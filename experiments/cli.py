@@ -1,4 +1,4 @@
-"""The ``banditjax`` command line: run, plot, list (and bench, bounds when installed).
+"""The ``banditjax`` command line: run, plot, list, bounds (experiments/bounds_command.py) and bench.
 
 User errors (bad configs, unknown names, existing output folders) print one ``error:`` line and
 exit with status 2, without a traceback.
@@ -158,7 +158,7 @@ EXTRA_COMMANDS: list = []
 
 def _load_extra_commands() -> None:
     import importlib
-    for module in ("experiments.bench", "analysis.bounds"):
+    for module in ("experiments.bench", "experiments.bounds_command"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as error:

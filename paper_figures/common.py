@@ -113,7 +113,7 @@ def bounds_check_table(cache: Path | None = None, quick: bool = False,
     ``classic.toml`` (five Bernoulli arms; UCB1, KL-UCB, Thompson, MOSS, EXP3) and
     ``exponents_linear.toml`` (the linear learners). One row per learner setting.
     """
-    from analysis.bounds import add_learner_names, bounds_table
+    from experiments.bounds_command import add_learner_names, bounds_table
 
     tables = []
     for name in ("classic", "exponents_linear"):

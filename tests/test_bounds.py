@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import bounds
+from experiments import bounds_command
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def test_resampled_instance_means_are_the_simulated_ones(tmp_path):
               "learner": [{"name": "uniform"}]}
     out = _run(tmp_path, "random", config)
     frame = pd.read_parquet(out / "results.parquet")
-    instances = bounds.instance_means(frame, out)
+    instances = bounds_command.instance_means(frame, out)
     final = frame[frame["t"] == 3000].set_index("run")
     assert len(instances) == len(final)
     distinct = {tuple(np.round(m, 6)) for m in instances["means"]}
@@ -244,9 +245,9 @@ def test_gap_instances_are_resampled(tmp_path):
               "learner": [{"name": "ucb1"}]}
     out = _run(tmp_path, "gap", config)
     frame = pd.read_parquet(out / "results.parquet")
-    for means in bounds.instance_means(frame, out)["means"]:
+    for means in bounds_command.instance_means(frame, out)["means"]:
         assert sorted(means) == pytest.approx([0.4, 0.4, 0.6])
-    table = bounds.bounds_table(frame, out, samples=50)
+    table = bounds_command.bounds_table(frame, out, samples=50)
     # C = 2 * 0.2 / kl(0.4, 0.6) = 2 * 2.4663034623
     assert table["lai_robbins"].iloc[0] == pytest.approx(2 * 2.4663034623, rel=1e-5)
 
