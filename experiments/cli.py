@@ -1,4 +1,4 @@
-"""The ``banditjax`` command line: run, plot, list, bounds (experiments/bounds_command.py) and bench.
+"""The ``banditjax`` command line: run, plot, list, bounds and bench.
 
 User errors (bad configs, unknown names, existing output folders) print one ``error:`` line and
 exit with status 2, without a traceback.
