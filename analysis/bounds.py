@@ -10,8 +10,9 @@ and ``bandits.theory`` (UCB1: Auer, Cesa-Bianchi and Fischer 2002, Theorem 1; EX
 2002b, Theorem 3.1 and Corollary 3.2; OFUL: Abbasi-Yadkori, Pal and Szepesvari 2011, Theorems 2
 and 3) and re-exported here. Nothing here names a learner or an environment.
 
-Theory exponent per declared rate: 'logarithmic' (on an environment with a ``reward_family``) the
-local log-log slope of ln t over the fit window (it tends to 0 slowly), 'sqrt' 1/2, 'linear' 1.
+Theory exponent per declared rate: logarithmic (on an environment with a ``reward_family``) the
+local log-log slope of ln t over the fit window (it tends to 0 slowly); the others as
+``bandits.theory.RATE_EXPONENTS`` says (sqrt: 1/2, linear: 1).
 With delays, UCB1's declared upper curve adds Joulani, Gyorgy and Szepesvari (2013)'s additive
 term E[tau] sum_a gap_a (constant 1, a documented heuristic constant, not a proven one), and
 ``delay_effect`` reports the measured extra regret beside it.
@@ -51,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import Z95, format_table
-from bandits.theory import (Problem, exp3_bound, exp3_gamma, oful_bound,  # noqa: F401
+from bandits.theory import (RATE_EXPONENTS, Problem, exp3_bound, exp3_gamma, oful_bound,  # noqa: F401
                             oful_radius, ucb1_bound)
 from envs.theory import (bernoulli_kl, delay_additive_term, gaps,  # noqa: F401
                          lai_robbins_constant, lai_robbins_curve, minimax_lower_bound)
@@ -273,10 +274,8 @@ def theory_curves(row: pd.Series, t: np.ndarray, means: list[np.ndarray] | None,
         with np.errstate(divide="ignore"):
             out["exponent"] = float(least_squares_slopes(np.log(t[mask]),
                                                          np.log(np.log(t[mask]))))
-    elif theory.rate == "sqrt":
-        out["exponent"] = 0.5
-    elif theory.rate == "linear":
-        out["exponent"] = 1.0
+    elif theory.rate in RATE_EXPONENTS:
+        out["exponent"] = RATE_EXPONENTS[theory.rate]
     return out
 
 

@@ -39,6 +39,9 @@ import numpy as np
 from envs.theory import UNIT_INTERVAL_FAMILIES, delay_additive_term, gaps
 
 RATES = ("logarithmic", "sqrt", "linear")
+# The theory exponent (log-log slope of the regret) of the rates that fix one; 'logarithmic' has
+# none: analysis fits the local slope of ln t over its window.
+RATE_EXPONENTS = {"sqrt": 0.5, "linear": 1.0}
 
 
 @dataclasses.dataclass(frozen=True)
