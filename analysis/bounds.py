@@ -52,8 +52,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import Z95, format_table
-from bandits.theory import (RATE_EXPONENTS, Problem, exp3_bound, exp3_gamma, oful_bound,  # noqa: F401
-                            oful_radius, ucb1_bound)
+from bandits.theory import (RATE_EXPONENTS, Problem, exp3_bound, exp3_gamma,  # noqa: F401
+                            oful_bound, oful_radius, ucb1_bound)
+from envs.core import Environment
 from envs.theory import (bernoulli_kl, delay_additive_term, gaps,  # noqa: F401
                          lai_robbins_constant, lai_robbins_curve, minimax_lower_bound)
 
@@ -66,17 +67,10 @@ BOOTSTRAP_SAMPLES = 1000
 # ---------------------------------------------------------------------------------------------
 def mean_delay(dist: str, law: Mapping[str, Any], window: float = math.inf,
                horizon: int = 10 ** 6) -> float:
-    """E[min(D, W + 1, horizon)] = sum_{k < min(W + 1, horizon)} P(D > k) of a delay law
-    (``envs.delay.delay_cdf``; float64 sum on the host)."""
-    import jax.numpy as jnp
+    """E[min(D, W + 1, horizon)] of a delay law (``envs.delay.mean_delay``)."""
+    from envs.delay import mean_delay as delay_law_mean
 
-    from envs.delay import DelayLaw, delay_cdf
-
-    last = int(min(window, horizon - 1)) if math.isfinite(window) else horizon - 1
-    ks = np.arange(0, max(1, last + 1))
-    cdf = np.asarray(delay_cdf(dist, DelayLaw.from_settings(dict(law)),
-                               jnp.asarray(ks, jnp.float32)), np.float64)
-    return float(np.sum(1.0 - cdf))
+    return delay_law_mean(dist, law, window, horizon)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,24 +321,29 @@ def check_setting(part: pd.DataFrame, instances: pd.DataFrame | None = None,
     return row
 
 
+def wrappers_of(columns) -> list[tuple[str, type]]:
+    """(name, class) of every registered wrapper with ``env.<name>.*`` columns in a frame."""
+    import envs  # noqa: F401  (registers every wrapper)
+    from envs.core import WRAPPERS
+
+    return [(name, cls) for name, cls in WRAPPERS.items()
+            if any(str(c).startswith(f"env.{name}.") for c in columns)]
+
+
 def setting_mean_delay(row: pd.Series, horizon: int) -> float:
-    """The mean delay E[min(D, W + 1, T)] of a setting's [env.delay] law (0 without a wrapper)."""
-    if _missing(row.get("env.delay.dist")):
-        return 0.0
-    law = {k[len("env.delay."):]: v for k, v in row.items()
-           if str(k).startswith("env.delay.") and not _missing(v)}
-    window = float(law.pop("window", math.inf))
-    dist = law.pop("dist")
-    numeric = {k: v for k, v in law.items() if isinstance(v, (int, float, np.number))
-               and not isinstance(v, bool) and k not in ("capacity", "batch")}
-    return mean_delay(dist, numeric, window, horizon)
+    """The mean delay E[min(D, W + 1, T)] the setting's wrappers add (``feedback_delay``; 0
+    without a wrapper)."""
+    return float(sum(cls.feedback_delay(prefixed(row, f"env.{name}."), horizon)
+                     for name, cls in wrappers_of(row.index)))
 
 
 def delay_effect(table: pd.DataFrame, frame: pd.DataFrame,
                  instances: pd.DataFrame | None) -> pd.DataFrame:
     """Adds mean_delay, delay_cost (final regret minus that of the same learner and hp.* at
-    mean delay 0) and delay_term (Joulani et al. 2013's E[tau] sum gaps) for delayed results."""
-    if "env.delay.dist" not in frame:
+    mean delay 0) and delay_term (Joulani et al. 2013's E[tau] sum gaps) when a wrapper of the
+    frame declares a ``feedback_delay``."""
+    if not any(cls.feedback_delay is not Environment.feedback_delay
+               for _, cls in wrappers_of(frame.columns)):
         return table
     runs = frame.drop_duplicates("run").set_index("run")
     horizon = int(frame["t"].max())

@@ -432,6 +432,12 @@ class Environment(Configurable, abc.ABC):
         None otherwise (then ``arm_means`` reads them from sampled params)."""
         return None
 
+    @classmethod
+    def feedback_delay(cls, settings: Mapping[str, Any], horizon: int) -> float:
+        """The mean delay a wrapper with these settings adds to the feedback over ``horizon``
+        rounds (0: none); read by ``banditjax bounds`` for the delay term and delay cost."""
+        return 0.0
+
     def arm_means(self, params: Any) -> tuple[Any, Any] | None:
         """(means [..., K], sigma or None) of (a batch of) params, or None: no arm means."""
         return None

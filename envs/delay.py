@@ -265,6 +265,17 @@ class DelayedState:
     t: Array               # int32: the current round
 
 
+
+def mean_delay(dist: str, law: Mapping[str, Any], window: float = math.inf,
+               horizon: int = 10 ** 6) -> float:
+    """E[min(D, W + 1, horizon)] = sum_{k < min(W + 1, horizon)} P(D > k) of a delay law
+    (``delay_cdf``; float64 sum on the host)."""
+    last = int(min(window, horizon - 1)) if math.isfinite(window) else horizon - 1
+    ks = np.arange(0, max(1, last + 1))
+    cdf = np.asarray(delay_cdf(dist, DelayLaw.from_settings(dict(law)),
+                               jnp.asarray(ks, jnp.float32)), np.float64)
+    return float(np.sum(1.0 - cdf))
+
 METRICS = ("delay_sent", "delay_arrived", "delay_total", "delay_censored", "buffer_drops")
 
 
@@ -378,6 +389,18 @@ class Delayed(Environment):
         columns["censored"] = sums["delay_censored"]
         columns["buffer_drops"] = sums["buffer_drops"]
         return columns
+
+    @classmethod
+    def feedback_delay(cls, settings: Mapping[str, Any], horizon: int) -> float:
+        """E[min(D, W + 1, T)] of the configured law (``mean_delay``); 0 without a ``dist``."""
+        if settings.get("dist") is None:
+            return 0.0
+        law = dict(settings)
+        window = float(law.pop("window", math.inf))
+        dist = law.pop("dist")
+        numeric = {k: v for k, v in law.items() if isinstance(v, (int, float, np.number))
+                   and not isinstance(v, bool) and k not in ("capacity", "batch")}
+        return mean_delay(dist, numeric, window, horizon)
 
     def arm_means(self, params: DelayedParams):
         return self.env.arm_means(params.inner)
