@@ -66,7 +66,8 @@ COMPENSATED = Setting("compensated", True, "keep V^{-1} and b in double-float32 
 class RidgeLearner(Learner):
     """A learner whose state is ridge regression(s) and whose action maximises an index.
 
-    ``model`` is 'shared' (one ``RidgeState``) or 'disjoint' (a ``RidgeState`` with an arm axis).
+    ``model`` is 'shared' (one ``RidgeState``) or 'disjoint' (a ``RidgeState`` with an arm axis,
+    which keeps theta_a = V_a^{-1} b_a cached and updates only the played arm: bandits/linalg.py).
     Subclasses define ``index(key, state, obs, hparams) -> [K]``; ties are broken at random and,
     in the disjoint model, arms never played come first. ``index_uses_key``: the index is random
     (LinTS); deterministic indices get key None, which saves a threefry hash per round.
@@ -84,7 +85,8 @@ class RidgeLearner(Learner):
     def init(self, key, hparams) -> linalg.RidgeState:
         return linalg.RidgeState.create(self.spec.feature_dim, hparams["regulariser"],
                                         self.num_arms if self.disjoint else None,
-                                        compensated=self.compensated)
+                                        compensated=self.compensated,
+                                        cache_estimate=self.disjoint)
 
     def act(self, key, state, obs: Observation, hparams):
         index_key, tie_key = jax.random.split(key) if self.index_uses_key else (None, key)
