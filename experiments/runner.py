@@ -166,16 +166,21 @@ class Simulation:
         return Decision(obs=obs, action=action, env_state=env_state, feedback=feedback,
                         per_round=per_round)
 
-    def _learn(self, learner_state, sums, decision: Decision, consts: Constants):
-        """The learner's update from the round's feedback, and the metric sums (one run)."""
-        learner_state = self.learner.update(learner_state, decision.obs, decision.action,
-                                            decision.feedback, consts.hparams)
+    def _learn(self, learner_state, sums, decision: Decision, consts: Constants, t):
+        """The learner's update from the round's feedback, and the metric sums (one run).
+
+        ``t`` is put back into the observation unbatched: a decision that crossed the stage
+        boundary carries it per run, and learners branch on the round (``lax.cond`` on a refit
+        schedule stays a real conditional only while its predicate is not batched).
+        """
+        learner_state = self.learner.update(learner_state, decision.obs.replace(t=t),
+                                            decision.action, decision.feedback, consts.hparams)
         return learner_state, sums + decision.per_round
 
     def _round(self, env_state, learner_state, sums, consts: Constants, t):
         """One whole round of one run: (env state, learner state, metric sums) after it."""
         decision = self._decide(env_state, learner_state, consts, t)
-        learner_state, sums = self._learn(learner_state, sums, decision, consts)
+        learner_state, sums = self._learn(learner_state, sums, decision, consts, t)
         return decision.env_state, learner_state, sums
 
     # -- a chunk of rounds for all runs ---------------------------------------------------
@@ -184,7 +189,7 @@ class Simulation:
         points = len(self.grid)
         choose = jax.vmap(self._choose, in_axes=(0, 0, 0, None))
         respond = jax.vmap(self._respond, in_axes=(0, 0, 0, None))
-        learn = jax.vmap(self._learn)
+        learn = jax.vmap(self._learn, in_axes=(0, 0, 0, 0, None))
         always = start >= 0            # true, but only known at run time
 
         def stage(fn, *args):
@@ -208,7 +213,7 @@ class Simulation:
             env_state, feedback, per_round = stage(respond, carry.env_state, action, consts, t)
             decision = Decision(obs=obs, action=action, env_state=env_state, feedback=feedback,
                                 per_round=per_round)
-            learner_state, sums = learn(carry.learner_state, carry.sums, decision, consts)
+            learner_state, sums = learn(carry.learner_state, carry.sums, decision, consts, t)
             where = jnp.searchsorted(grid, t + 1)
             slot = jnp.where(grid[jnp.minimum(where, points - 1)] == t + 1, where, points)
             records = jax.lax.dynamic_update_slice_in_dim(carry.records, sums[:, None, :],

@@ -129,6 +129,32 @@ def test_memory_budget_splits_runs_into_batches_with_the_same_results(group, ref
         run(group, chunk=HORIZON)
 
 
+def test_learners_see_the_round_unbatched_in_act_and_update(group):
+    # Learners branch on the round (a refit every n rounds: lax.cond on obs.t). Under vmap such a
+    # cond stays a real conditional only while obs.t is not batched, so the runner must hand the
+    # same scalar t to every run, in act and in update (checked at trace time).
+    seen = []
+
+    def batched(x):
+        return "Batch" in type(x).__name__          # jax's BatchTracer (a vmapped value)
+
+    class Recording(type(group.learner)):
+        def act(self, key, state, obs, hparams):
+            seen.append(("act", batched(obs.t)))
+            return super().act(key, state, obs, hparams)
+
+        def update(self, state, obs, action, feedback, hparams):
+            seen.append(("update", batched(obs.t)))
+            return super().update(state, obs, action, feedback, hparams)
+
+    learner = Recording(group.learner.spec, HORIZON)
+    simulate(group.env, learner, run_keys=group.run_keys, instance_keys=group.instance_keys,
+             env_settings=group.env_settings, hparams=group.hparams, horizon=HORIZON,
+             record=GRID, chunk=HORIZON)
+    assert {stage for stage, _ in seen} == {"act", "update"}
+    assert not any(flag for _, flag in seen), seen
+
+
 def test_vmapped_runs_equal_unbatched_scans(group, reference_result):
     # Each run on its own, with no vmap at all: a plain lax.scan over the rounds of the
     # runner's own per-run functions (tests/reference.py). Recording every round here also
