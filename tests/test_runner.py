@@ -177,7 +177,7 @@ def test_results_do_not_depend_on_device_count(tmp_path):
         import json, sys
         import jax, numpy as np
         from envs.core import ConfigError
-from experiments import config as config_lib
+        from experiments import config as config_lib
         from experiments.runner import record_grid, simulate
         config = {{"run": {{"horizon": 40, "seeds": 5, "record": 8}},
                   "env": {{"name": "bernoulli", "K": 3, "generator": "uniform"}},
