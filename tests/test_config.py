@@ -314,3 +314,17 @@ def test_declared_defaults_are_filled_in_order_checked_and_kept_when_given():
     with pytest.raises(ConfigError, match=r"learner\[0\]\.eta = -1\.0: out of range"):
         Example.settle({"eta": None, "gamma": None}, {"horizon": -1}, "learner[0]")
 
+
+def test_the_config_layer_fills_declared_defaults_and_learners_declare_them():
+    from bandits import mab, routing
+    exp = config_lib.build({"run": {"horizon": 10_000, "seeds": 1},
+                            "env": {"name": "bernoulli", "K": 10},
+                            "learner": [{"name": "etc"}, {"name": "exp3_ix", "eta": 0.2}]})
+    etc, ix = exp.groups
+    assert etc.hparams["m"].tolist() == [100]          # ceil((10^4 / 10)^(2/3))
+    assert ix.hparams["eta"].tolist() == pytest.approx([0.2])
+    assert ix.hparams["gamma"].tolist() == pytest.approx([0.1])
+    # Pure horizon / K formulas are declarations, not resolve overrides.
+    for cls in (mab.ExploreThenCommit, mab.EXP3, mab.EXP3IX, routing.BudgetedLinUCB):
+        assert "resolve" not in vars(cls), cls
+        assert any(s.default_from is not None for s in cls.settings), cls
