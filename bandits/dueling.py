@@ -99,7 +99,7 @@ from bandits import glm, linalg, neural
 from bandits.core import Learner, random_argmax, register_learner, rounds_played, tree_where
 from bandits.core import sample_from_probabilities
 from bandits.theory import Theory
-from envs import delay as delay_lib
+from envs import delay_laws as delay_lib
 from envs.core import Array, Feedback, Observation, Setting
 
 IPW_CHOICES = ("known", "estimated", "none")

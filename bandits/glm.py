@@ -18,7 +18,7 @@ comparison from round s by 1 / P(D <= t - s), recomputed every round from the st
 (``inverse_probability_weights``), so the weighted loss estimates the full-information loss.
 With all weights 1 this is the plain ridge-regularised MLE.
 
-Bounded cost (the issue's requirement): the minimisation is ``iterations`` warm-started Newton
+Bounded cost (a fixed cost per round): the minimisation is ``iterations`` warm-started Newton
 steps (a static count, so a round costs the same every time and a sweep never recompiles),
 each O(N d^2 + d^3) over a fixed-capacity history of N items. A regularised logistic loss is
 strictly convex with Hessian >= lambda I, so Newton converges quadratically from a warm start;

@@ -114,14 +114,9 @@ class ExploreThenCommit(Learner):
     """
 
     settings = (Setting("m", None, "pulls of each arm before committing "
-                        "(default ceil((T/K)^(2/3)))", kind=int, low=1, optional=True),)
-
-    @classmethod
-    def resolve(cls, values, context):
-        if values.get("m") is None:
-            values = dict(values, m=max(1, math.ceil((context["horizon"] / context["num_arms"])
-                                                    ** (2 / 3))))
-        return values
+                        "(default ceil((T/K)^(2/3)))", kind=int, low=1, optional=True,
+                        default_from=lambda values, context: max(1, math.ceil(
+                            (context["horizon"] / context["num_arms"]) ** (2 / 3)))),)
 
     def init(self, key, hparams) -> CommitState:
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -294,14 +289,10 @@ class EXP3(_Exponential):
     theory = Theory("sqrt", exp3_upper)
     colour = "#E69F00"
     settings = (Setting("gamma", None, "exploration rate in (0, 1] (default: Corollary 3.2)",
-                        low=0.0, high=1.0, low_open=True, optional=True),)
-
-    @classmethod
-    def resolve(cls, values, context):
-        if values.get("gamma") is None:
-            k, t = context["num_arms"], context["horizon"]
-            values = dict(values, gamma=min(1.0, math.sqrt(k * math.log(k) / ((math.e - 1) * t))))
-        return values
+                        low=0.0, high=1.0, low_open=True, optional=True,
+                        default_from=lambda values, context: min(1.0, math.sqrt(
+                            context["num_arms"] * math.log(context["num_arms"])
+                            / ((math.e - 1) * context["horizon"])))),)
 
     def probabilities(self, state, hparams):
         gamma = hparams["gamma"]
@@ -320,20 +311,13 @@ class EXP3IX(_Exponential):
     theory = Theory("sqrt")
     settings = (
         Setting("eta", None, "learning rate (default sqrt(2 ln K / (K T)))", low=0.0,
-                low_open=True, optional=True),
+                low_open=True, optional=True,
+                default_from=lambda values, context: math.sqrt(
+                    2 * math.log(context["num_arms"])
+                    / (context["num_arms"] * context["horizon"]))),
         Setting("gamma", None, "implicit exploration (default eta / 2)", low=0.0,
-                optional=True),
+                optional=True, default_from=lambda values, context: values["eta"] / 2),
     )
-
-    @classmethod
-    def resolve(cls, values, context):
-        values = dict(values)
-        if values.get("eta") is None:
-            k, t = context["num_arms"], context["horizon"]
-            values["eta"] = math.sqrt(2 * math.log(k) / (k * t))
-        if values.get("gamma") is None:
-            values["gamma"] = values["eta"] / 2
-        return values
 
     def update_one(self, state, item, hparams):
         # log_weights = -eta * cumulative estimated loss.

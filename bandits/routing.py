@@ -86,18 +86,12 @@ class BudgetedLinUCB(RidgeLearner):
         Setting("budget", None, "target spend per round rho (normalised cost); none: no "
                 "pacing (mu = 0)", optional=True, low=0.0, low_open=True),
         Setting("step", None, "dual step size eta (default 1 / sqrt(T))", optional=True,
-                low=0.0),
+                low=0.0, default_from=lambda values, context: 1.0 / math.sqrt(
+                    context["horizon"])),
         Setting("target", "objective", "what the reward regression learns: 'objective' "
                 "(the scalarised reward) or 'quality' (quality only: cost-ignoring without a "
                 "budget)", kind=str, static=True, choices=TARGETS),
     )
-
-    @classmethod
-    def resolve(cls, values, context):
-        values = dict(values)
-        if values.get("step") is None:
-            values["step"] = 1.0 / math.sqrt(context["horizon"])
-        return values
 
     def init(self, key, hparams) -> BudgetedState:
         ridge = linalg.RidgeState.create(self.spec.feature_dim, hparams["regulariser"],

@@ -180,6 +180,12 @@ class Setting:
         choice of variant); static settings are fixed at trace time, so a sweep over one compiles
         once per value. Dynamic settings become arrays and a sweep over them is a ``vmap``.
     kind: float, int, bool, str or "vector" (a list of numbers, e.g. arm means).
+    default_from: for a default that follows the horizon or the environment (``default`` None):
+        ``default_from(values, context)`` gives the value when none is given. ``context`` holds
+        ``horizon`` (learners also get ``num_arms``, ``feature_dim`` and ``env``, the static
+        environment settings); ``values`` the other settings, those declared earlier already
+        filled. Applied by ``Configurable.settle`` (docs/design.md, "From a config table to
+        objects"), and checked like a given value.
     """
 
     name: str
@@ -193,6 +199,7 @@ class Setting:
     high_open: bool = False
     choices: tuple | None = None
     optional: bool = False      # None is an allowed value (e.g. "not given, draw it")
+    default_from: Callable[[Mapping[str, Any], Mapping[str, Any]], Any] | None = None
 
     def describe_range(self) -> str:
         if self.choices is not None:
@@ -295,8 +302,27 @@ class Configurable:
         return {s.name: s.default for s in cls.settings}
 
     @classmethod
+    def settle(cls, values: Mapping[str, Any], context: Mapping[str, Any],
+               where: str = "") -> dict:
+        """One combination of validated settings made final, the one path the config layer
+        takes (docs/design.md, "From a config table to objects"): the declared defaults that
+        follow the horizon or the environment (``Setting.default_from``, in declaration order),
+        then ``resolve``, then ``check_cross``."""
+        where = where or cls.name
+        values = dict(values)
+        for s in cls.settings:
+            if s.default_from is not None and values.get(s.name) is None:
+                values[s.name] = s.validate(s.default_from(values, context), where)
+        values = cls.resolve(values, context)
+        cls.check_cross(values, where)
+        return values
+
+    @classmethod
     def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
-        """Fills defaults that depend on other values (context: horizon, num_arms, ...)."""
+        """Fills what a declaration cannot say (a choice that depends on which settings were
+        given, e.g. ``generator``); called by ``settle`` after the declared defaults. A default
+        that is a formula of the horizon or the environment belongs on the ``Setting``
+        (``default_from``), not here."""
         return values
 
     @classmethod

@@ -3,7 +3,7 @@
 Each round a request x arrives: a unit-norm embedding z, a latent difficulty b_x, a
 discrimination a_x and an input length. The arms are (model m, test-time budget k) pairs,
 arm index = m * len(budgets) + j for budget j (the "one action space for model routing and
-test-time scaling" of the UniScale formulation named in issue 3). Choosing an arm yields a
+test-time scaling" of the UniScale formulation, README, "LLM routing"). Choosing an arm yields a
 quality outcome and a dollar cost; the learner's objective is quality - lambda * normalised cost.
 
 Surface (every constant is a Setting; defaults and their sources below):
@@ -69,7 +69,7 @@ LLMs with Preference Data"): Mistral-7B 0.2 / 0.2, Llama-2-70B 0.9 / 0.9, Mixtra
 Anthropic price lists): 150x (input) to 300x (output) between the cheapest and the dearest.
 The abilities are NOT those models' measured abilities: they are calibrated (by bisection on
 this surface, ``calibrate_abilities``) so that the mean single-shot quality runs from about 0.2
-(weakest) to about 0.78 (strongest), the targets issue 3 takes from published routing data, with
+(weakest) to about 0.78 (strongest), targets taken from the RouterBench / RouteLLM data above, with
 the intermediate models (0.40, 0.45, 0.50, 0.62) spaced between them by our choice, roughly in
 the order of public 2024 leaderboards. The names label the price points only. With these
 defaults the per-request oracle sends most traffic to the four cheap models once lambda >= 0.01

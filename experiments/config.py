@@ -172,7 +172,8 @@ def _scalar_table(table: Mapping, settings: tuple[Setting, ...], where: str) -> 
 
 def expand_settings(cls: type[Configurable], table: Mapping, where: str,
                     context: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> list[dict]:
-    """Every combination of the sweep axes of ``table``: validated, resolved, cross-checked."""
+    """Every combination of the sweep axes of ``table``: validated, then settled (declared
+    defaults, ``resolve``, cross-checks: ``Configurable.settle``)."""
     _check_keys(table, [s.name for s in cls.settings] + ["name", *extra_keys], where)
     axes = []
     for s in cls.settings:
@@ -185,9 +186,8 @@ def expand_settings(cls: type[Configurable], table: Mapping, where: str,
             axes.append([s.validate(value, where)])
     combos = []
     for values in itertools.product(*axes):
-        combo = cls.resolve(dict(zip([s.name for s in cls.settings], values)), context)
-        cls.check_cross(combo, where)
-        combos.append(combo)
+        combos.append(cls.settle(dict(zip([s.name for s in cls.settings], values)), context,
+                                 where))
     return combos
 
 

@@ -28,6 +28,7 @@ import math
 import time
 from typing import Any, Callable, Mapping
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -149,6 +150,13 @@ class Simulation:
                                consts.params).replace(t=t)
         action = self.learner.act(randomness.consumer_key(key, t, randomness.ACT),
                                   learner_state, obs, consts.hparams)
+        # The protocol boundary (docs/design.md, "The two protocols"), checked while tracing
+        # (no cost in the compiled round): an action of the spec's arity, as integers.
+        spec, who = self.env.spec, self.learner.name or type(self.learner).__name__
+        chex.assert_shape(action, () if spec.action_arity == 1 else (spec.action_arity,),
+                          custom_message=f"learner {who!r}: act returned a wrong action shape")
+        chex.assert_type(action, int, custom_message=f"learner {who!r}: act returned a "
+                         f"non-integer action")
         return obs, action
 
     def _respond(self, env_state, action, consts: Constants, t):
@@ -156,6 +164,16 @@ class Simulation:
         env_state, feedback, info = self.env.step(
             randomness.consumer_key(consts.round_key, t, randomness.STEP), env_state, action,
             consts.params)
+        # A Feedback batch of the declared size with a boolean mask, and a scalar regret.
+        who = self.env.name or type(self.env).__name__
+        size = self.env.spec.feedback_size
+        chex.assert_shape([feedback.mask, feedback.reward, feedback.round], (size,),
+                          custom_message=f"environment {who!r}: feedback batch of another size "
+                          f"than its spec's feedback_size = {size}")
+        chex.assert_type(feedback.mask, bool, custom_message=f"environment {who!r}: the "
+                         f"feedback mask is not boolean")
+        chex.assert_shape(info.regret, (), custom_message=f"environment {who!r}: regret is not a "
+                          f"scalar")
         per_round = jnp.stack([info.regret] + [info.metrics[m] for m in self.metric_names[1:]])
         return env_state, feedback, per_round.astype(jnp.float32)
 

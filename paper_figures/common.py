@@ -108,7 +108,7 @@ def save(fig, name: str, quick: bool = False, out: Path | None = None) -> list[P
 
 def bounds_check_table(cache: Path | None = None, quick: bool = False,
                        samples: int = 1000) -> pd.DataFrame:
-    """The bounds table of the standard instances (the issue's "Done when"):
+    """The bounds table of the standard instances (checked by tests/test_bounds.py, slow):
 
     ``classic.toml`` (five Bernoulli arms; UCB1, KL-UCB, Thompson, MOSS, EXP3) and
     ``exponents_linear.toml`` (the linear learners). One row per learner setting.

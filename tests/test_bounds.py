@@ -1,6 +1,6 @@
 """Tests of analysis/bounds.py: theory against hand-computed values, the fits on synthetic curves,
-the table of a real (small) results folder, and (slow) the issue's "Done when" on the standard
-instances."""
+the table of a real (small) results folder, and (slow) the asymptotic constants and UCB1's
+finite-time bound on the standard instances."""
 from __future__ import annotations
 
 import math
@@ -253,7 +253,7 @@ def test_gap_instances_are_resampled(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Slow: the issue's "Done when" on the standard instances.
+# Slow: the asymptotic constants and UCB1's bound on the standard instances.
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_standard_instances_log_constants_and_ucb1_bound():
@@ -263,7 +263,7 @@ def test_standard_instances_log_constants_and_ucb1_bound():
     table = bounds_check_table()
     rows = table.set_index("learner")
     # KL-UCB and Thompson sampling are asymptotically optimal: the slope of their regret in ln t
-    # at the largest horizon is within 30% of the Lai-Robbins constant (the issue's tolerance;
+    # at the largest horizon is within 30% of the Lai-Robbins constant (our tolerance;
     # the bootstrap interval of the ratio is about +-0.1 with the standard 200 seeds).
     for name in ("klucb", "thompson"):
         assert 0.7 <= rows.loc[name, "log_constant_ratio"] <= 1.3, rows.loc[name]

@@ -290,3 +290,41 @@ def test_resolved_config_round_trips_through_toml(tiny_config):
         assert (a.run_keys == b.run_keys).all()
     # Every run setting is written out, defaults included.
     assert set(loaded["run"]) >= {"horizon", "seeds", "seed", "record", "instances"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The declared lifecycle (docs/design.md, "From a config table to objects").
+# ---------------------------------------------------------------------------------------------
+def test_declared_defaults_are_filled_in_order_checked_and_kept_when_given():
+    from envs.core import Configurable, Setting
+
+    class Example(Configurable):
+        name = "example"
+        settings = (
+            Setting("eta", None, "", optional=True, low=0.0, low_open=True,
+                    default_from=lambda values, context: 1.0 / context["horizon"]),
+            Setting("gamma", None, "", optional=True, low=0.0, high=1.0,
+                    default_from=lambda values, context: values["eta"] / 2),
+        )
+
+    assert Example.settle({"eta": None, "gamma": None}, {"horizon": 4}) == {"eta": 0.25,
+                                                                             "gamma": 0.125}
+    assert Example.settle({"eta": 0.5, "gamma": None}, {"horizon": 4})["gamma"] == 0.25
+    assert Example.settle({"eta": None, "gamma": 0.9}, {"horizon": 4})["gamma"] == 0.9
+    with pytest.raises(ConfigError, match=r"learner\[0\]\.eta = -1\.0: out of range"):
+        Example.settle({"eta": None, "gamma": None}, {"horizon": -1}, "learner[0]")
+
+
+def test_the_config_layer_fills_declared_defaults_and_learners_declare_them():
+    from bandits import mab, routing
+    exp = config_lib.build({"run": {"horizon": 10_000, "seeds": 1},
+                            "env": {"name": "bernoulli", "K": 10},
+                            "learner": [{"name": "etc"}, {"name": "exp3_ix", "eta": 0.2}]})
+    etc, ix = exp.groups
+    assert etc.hparams["m"].tolist() == [100]          # ceil((10^4 / 10)^(2/3))
+    assert ix.hparams["eta"].tolist() == pytest.approx([0.2])
+    assert ix.hparams["gamma"].tolist() == pytest.approx([0.1])
+    # Pure horizon / K formulas are declarations, not resolve overrides.
+    for cls in (mab.ExploreThenCommit, mab.EXP3, mab.EXP3IX, routing.BudgetedLinUCB):
+        assert "resolve" not in vars(cls), cls
+        assert any(s.default_from is not None for s in cls.settings), cls

@@ -5,6 +5,7 @@ analysis and experiments hold no learner or environment names; analysis never im
 experiments."""
 from __future__ import annotations
 
+import ast
 import importlib
 import math
 import re
@@ -115,3 +116,23 @@ def test_analysis_never_imports_experiments_and_has_no_cycle():
     assert "analysis.routing" not in plotting
     for path in (ROOT / "analysis").glob("*.py"):
         assert not re.search(r"^\s*(from|import) experiments", path.read_text(), re.M), path
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (``from a import b`` counts as ``a`` and ``a.b``)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return out
+
+
+def test_learners_import_the_delay_laws_not_the_delay_wrapper():
+    # The laws both layers use live in envs/delay_laws.py (docs/design.md, "Layout").
+    found = [(p.relative_to(ROOT).as_posix(), m) for p in sorted((ROOT / "bandits").rglob("*.py"))
+             for m in _imported_modules(p) if m == "envs.delay" or m.startswith("envs.delay.")]
+    assert found == []
+    assert "envs.delay_laws" in _imported_modules(ROOT / "envs" / "delay.py")

@@ -386,7 +386,7 @@ LEARNER_IDS = [name + "".join(f"-{v}" for v in hp.values()) for name, hp in LEAR
 def make_learner(name, static, k=4, d=3, horizon=50):
     env = ENVS.get("logistic", "env")(K=k, d=d)
     learner_cls = LEARNERS.get(name, "learner")
-    values = learner_cls.resolve({**learner_cls.defaults(), **static}, {"horizon": horizon})
+    values = learner_cls.settle({**learner_cls.defaults(), **static}, {"horizon": horizon})
     learner = learner_cls(env.spec, horizon, **{s.name: values[s.name]
                                                 for s in learner_cls.static_settings()})
     hparams = {s.name: jnp.float32(values[s.name]) for s in learner_cls.dynamic_settings()}

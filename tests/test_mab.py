@@ -349,15 +349,15 @@ def test_kl_upper_bound_of_half_matches_closed_form_bracket():
 
 def test_paper_defaults_resolve_from_horizon_and_arms():
     context = {"horizon": 10_000, "num_arms": 10}
-    m = mab.ExploreThenCommit.resolve({"m": None}, context)["m"]
+    m = mab.ExploreThenCommit.settle({"m": None}, context)["m"]
     assert m == math.ceil((10_000 / 10) ** (2 / 3))
-    gamma = mab.EXP3.resolve({"gamma": None}, context)["gamma"]
+    gamma = mab.EXP3.settle({"gamma": None}, context)["gamma"]
     assert gamma == pytest.approx(math.sqrt(10 * math.log(10) / ((math.e - 1) * 10_000)))
-    ix = mab.EXP3IX.resolve({"eta": None, "gamma": None}, context)
+    ix = mab.EXP3IX.settle({"eta": None, "gamma": None}, context)
     assert ix["eta"] == pytest.approx(math.sqrt(2 * math.log(10) / (10 * 10_000)))
     assert ix["gamma"] == pytest.approx(ix["eta"] / 2)
     # Values given by the user are kept.
-    assert mab.EXP3.resolve({"gamma": 0.3}, context)["gamma"] == 0.3
+    assert mab.EXP3.settle({"gamma": 0.3}, context)["gamma"] == 0.3
 
 
 def test_index_policies_try_every_arm_first():

@@ -326,8 +326,8 @@ def test_budgeted_linucb_without_budget_is_linucb():
 def _learner(name, env, **hp):
     cls = LEARNERS.get(name, "learner")
     values = {s.name: hp.get(s.name, s.default) for s in cls.settings}
-    values = cls.resolve(values, {"horizon": 100, "num_arms": env.spec.num_arms,
-                                  "feature_dim": env.spec.feature_dim})
+    values = cls.settle(values, {"horizon": 100, "num_arms": env.spec.num_arms,
+                                 "feature_dim": env.spec.feature_dim})
     learner = cls(env.spec, 100, **{s.name: values[s.name] for s in cls.static_settings()})
     hparams = {s.name: jnp.asarray(values[s.name], jnp.float32) for s in cls.dynamic_settings()
                if values[s.name] is not None}

@@ -203,7 +203,7 @@ def test_results_do_not_depend_on_device_count(tmp_path):
         import json, sys
         import jax, numpy as np
         from envs.core import ConfigError
-from experiments import config as config_lib
+        from experiments import config as config_lib
         from experiments.runner import record_grid, simulate
         config = {{"run": {{"horizon": 40, "seeds": 5, "record": 8}},
                   "env": {{"name": "bernoulli", "K": 3, "generator": "uniform"}},
@@ -226,3 +226,24 @@ from experiments import config as config_lib
     assert result["devices"] == 2
     np.testing.assert_array_equal(result["out"]["1"], result["out"]["2"])
     assert math.isfinite(np.sum(result["out"]["1"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocol boundary: the runner checks, while tracing, what crosses it (chex asserts).
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad, message", [
+    (lambda action: jnp.stack([action, action]), "wrong action shape"),
+    (lambda action: action.astype(jnp.float32), "non-integer action"),
+])
+def test_a_learner_breaking_the_action_protocol_is_named_while_tracing(group, bad, message):
+    learner_cls = type(group.learner)
+
+    class Broken(learner_cls):
+        def act(self, key, state, obs, hparams):
+            return bad(super().act(key, state, obs, hparams))
+
+    broken = Broken(group.env.spec, HORIZON)
+    with pytest.raises(AssertionError, match=f"learner 'exp3': act returned a {message}"):
+        simulate(group.env, broken, run_keys=group.run_keys, instance_keys=group.instance_keys,
+                 env_settings=group.env_settings, hparams=group.hparams, horizon=HORIZON,
+                 record=GRID)

@@ -1,4 +1,5 @@
-"""Scale (issue 6): sharding over devices and processes, checkpoint and resume, memory.
+"""Scale (docs/design.md, "The runner"): sharding over devices and processes, checkpoint and
+resume, memory.
 
 - 1, 2 and 4 devices (forced host devices, in a subprocess) give identical results, with the run
   axis padded to a multiple of the device count and the padding dropped;
