@@ -19,8 +19,9 @@ Each learner names its paper and the equation it implements:
   cost; 20 steps resolve q to 1e-6).
 - ``thompson``: Beta-Bernoulli Thompson sampling, Agrawal and Goyal (2012), Algorithm 1, with a
   Beta(prior_alpha, prior_beta) prior; fractional rewards in [0, 1] update the counts directly.
+  Posterior draws by ``envs.distributions.beta`` (Marsaglia and Tsang 2000 gammas, exact).
 - ``gaussian_thompson``: Agrawal and Goyal (2013), Algorithm 2: theta_a ~ N(S_a / (n_a + 1),
-  sigma^2 / (n_a + 1)).
+  sigma^2 / (n_a + 1)), the normals from ``envs.distributions.normal`` (Box-Muller).
 - ``exp3``: Auer, Cesa-Bianchi, Freund and Schapire (2002b), fig. 1, with the gamma of their
   Corollary 3.2, min(1, sqrt(K ln K / ((e - 1) T))), when none is given.
 - ``exp3_ix``: Neu (2015), "Explore no more", Algorithm 1: implicit exploration, loss estimates
@@ -41,7 +42,7 @@ from bandits.core import (ArmStats, EpsilonExploration, Learner, random_argmax,
                           register_learner, rounds_played, sample_from_probabilities,
                           untried_first)
 from bandits.theory import Theory, exp3_upper, ucb1_upper
-from envs import randomness
+from envs import distributions, randomness
 from envs.core import Array, Feedback, Observation, Setting
 
 
@@ -246,8 +247,8 @@ class BetaThompson(IndexPolicy):
     )
 
     def index(self, key, stats, obs, hparams):
-        return jax.random.beta(key, hparams["prior_alpha"] + stats.sums,
-                               hparams["prior_beta"] + stats.counts - stats.sums)
+        return distributions.beta(key, hparams["prior_alpha"] + stats.sums,
+                                  hparams["prior_beta"] + stats.counts - stats.sums)
 
 
 @register_learner("gaussian_thompson")
@@ -259,7 +260,7 @@ class GaussianThompson(IndexPolicy):
 
     def index(self, key, stats, obs, hparams):
         n = stats.counts + 1.0
-        noise = jax.random.normal(key, (self.num_arms,))
+        noise = distributions.normal(key, (self.num_arms,))
         return stats.sums / n + hparams["sigma"] * noise / jnp.sqrt(n)
 
 

@@ -2,53 +2,63 @@
 
 Every sampler takes a consumer key (uint32 [2], a hash output) and returns samples; all code is
 per run (the runner vmaps it over runs), and what a run draws depends only on its key, never on
-the other runs of the batch.
+the other runs of the batch (tested: bit-identical alone and in batches of any size).
 
 - ``normal``: Box and Muller (1958), "A note on the generation of random normal deviates",
-  Ann. Math. Statist. 29(2): z0 = sqrt(-2 ln u1) cos(2 pi u2), z1 = sqrt(-2 ln u1) sin(2 pi u2).
+  Ann. Math. Statist. 29(2), 610-611: z0 = sqrt(-2 ln u1) cos(2 pi u2), z1 = sqrt(-2 ln u1)
+  sin(2 pi u2).
 - ``gamma`` / ``log_gamma``: Marsaglia and Tsang (2000), "A simple method for generating gamma
-  variables", ACM TOMS 26(3), 363-372: for a >= 1, d = a - 1/3, c = 1 / sqrt(9 d), x ~ N(0, 1),
-  v = (1 + c x)^3, u ~ U(0, 1); accept d v if u < 1 - 0.0331 x^4 (the squeeze) or
-  ln u < x^2 / 2 + d - d v + d ln v (their sec. 4). Shapes a < 1 by their sec. 6 boost:
+  variables", ACM TOMS 26(3), 363-372. For a >= 1: d = a - 1/3, c = 1 / sqrt(9 d), x ~ N(0, 1),
+  v = (1 + c x)^3, u ~ U(0, 1); accept d v if v > 0 and (u < 1 - 0.0331 x^4, the squeeze, or
+  ln u < x^2 / 2 + d - d v + d ln v). Shapes a < 1 by their sec. 6 boost,
   Gamma(a) = Gamma(a + 1) U^(1/a), in log space (ln Gamma(a + 1) + ln(U) / a never underflows).
-- ``beta``: X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) (e.g. Devroye (1986), "Non-Uniform
-  Random Variate Generation", ch. IX.4); in log space, sigmoid(ln X - ln Y), when both draws
-  would underflow, so it never returns 0/0.
-- ``bernoulli``, ``categorical``: u < p and the inverse of the cumulative distribution.
+- ``beta``: X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) independent (Devroye (1986),
+  "Non-Uniform Random Variate Generation", ch. IX.4, Theorem 4.1); sigmoid(ln X - ln Y) where
+  X + Y would underflow (both shapes tiny), so never 0/0.
+- ``bernoulli``, ``categorical``: u < p, and inversion of the cumulative sums.
 
-How the rejection loop of Marsaglia and Tsang runs here (an exact sampler, vectorised):
+How Marsaglia and Tsang's rejection loop runs here, exactly and vectorised:
 
-- Fast path: one "round" of two tries per element from four random words: (w0, w1) give two
-  independent normals by Box-Muller, w2 and w3 the two acceptance uniforms (their top 23 bits,
-  ``randomness.to_open_unit``). The first accepted try is kept. One round fails with probability
-  0.0023 at a = 1, 3e-4 at a = 2, 9e-6 at a = 10, 8e-10 at a = 1000 (Monte Carlo, 2e6 tries).
-  The words are ``randomness.words(key, 4 n)`` for n elements: fixed indices per element.
-- The boost uniform U of a < 1 costs no extra word: it is made of the low 9 bits of w0, w1 and
-  w2 of the accepted round (27 bits, of which ``to_open_unit`` keeps 23). The tries read only
-  the top 23 bits of each word, and the 32 bits of a threefry output are independent, so U is
-  independent of the accepted Gamma(a + 1) draw: the boost stays exact.
-- Exact fallback: an element whose fast round fails runs further rounds r = 0, 1, ... from the
-  words threefry2x32(key, (2 r, id ^ FALLBACK_DOMAIN)) and (2 r + 1, id ^ FALLBACK_DOMAIN), with
-  ``id`` its index among the sampler's elements, until a try is accepted. Every word is addressed
-  by (key, element, round), so a value never depends on the batch it is computed in.
-- Under ``vmap`` a ``while_loop`` with a batched predicate runs its body on every lane while any
-  lane fails, which at 10,000 runs x 10 arms is nearly every round. The fallback is therefore a
-  ``jax.custom_batching.custom_vmap`` whose batching rule flattens the batch into one axis of
-  lanes, gathers the failing ones (``jnp.nonzero(..., size=bound)``, in chunks of ``bound`` if
-  more fail), loops over rounds on that small chunk only and scatters the results back. When no
-  lane fails it costs one ``any`` over the batch; nested ``vmap`` levels flatten in turn.
+- A sampler of n elements has "lanes": one per gamma variate (beta: X lanes 0..n-1, then Y lanes
+  n..2n-1). A try of lane g reads two words: w0 gives the normal x = sqrt(2) erfinv(2 u0 - 1)
+  (inversion, one word per normal), w1 the acceptance uniform, both by
+  ``randomness.to_open_unit``. Fast try r (r < ``fast_rounds``) of lane g reads words
+  2 (r L + g) and 2 (r L + g) + 1 of ``randomness.words(key, 2 L fast_rounds)`` (L lanes): fixed
+  indices, computed lane by lane. One try fails with probability 0.048 at a = 1, 0.018 at 2,
+  0.003 at 10, 3e-5 at 1000 (Monte Carlo, 2e6 tries); the rejected lanes hold NaN.
+- Exact fallback: fallback try r = 0, 1, ... of lane g reads threefry2x32(key, (r, g ^
+  FALLBACK_DOMAIN)); it runs until a try is accepted. Every word is addressed by (key, lane,
+  try), so a value does not depend on the batch it is computed in.
+- The boost uniform of a lane with a < 1 is the first word of threefry2x32(key, (g,
+  BOOST_DOMAIN)), independent of every try.
+- Batching: each sampler is a ``jax.custom_batching.custom_vmap`` whose rule flattens (batch,
+  element) into one axis of lanes and calls the same sampler on it (nested vmaps flatten level
+  by level). On the flat lanes the fallback is a while loop over gathers: each of ``slots``
+  segments of the lanes contributes its last pending lane (a max-reduction, no prefix sum), a
+  small inner loop runs tries on those lanes until all accept, and the results are scattered
+  back; it repeats while any lane is pending. When none is, it costs one ``any``. (A
+  ``while_loop`` with a batched predicate would instead run its body on every lane of the
+  batch while any lane fails: nearly every round at 10,000 runs x 10 arms.)
 
-Precision (float32): the test ln u < x^2 / 2 + d - d v + d ln v cancels catastrophically for
-large d (d v ~ 1e6 with an ulp of 0.06 at a = 1e6). With y = c x, x^2 / 2 = (9 / 2) d y^2 exactly
-and ln v = 3 ln(1 + y), so the right side is 3 d g(y) with g(y) = ln(1 + y) - y + y^2 / 2 - y^3 / 3,
-evaluated by its Taylor series -y^4 / 4 + y^5 / 5 - ... for |y| < 0.1 (to y^11, relative error
-< 1e-8) and directly otherwise (|y| >= 0.1 needs |x| >= 0.3 sqrt(d), so the absolute error
-3 d |y| 6e-8 stays below 1e-5). Box-Muller uses 23-bit uniforms, so normals are cut off at
-sqrt(2 ln 2^24) = 5.77 standard deviations (mass 8e-9), as ``jax.random.normal``'s 23-bit
-inverse-erf sampler is.
+Why flat lanes and control flow (measured, 2-core AVX-512 CPU, jax 0.10.2): XLA:CPU vectorises
+a fused loop along its minor dimension; with K = 10 arms on the minor axis (the [runs, K] layout
+of ``vmap``) every transcendental ran scalar: 3.5 ms against 0.6 ms for the same kernel on flat
+lanes. A fusion cannot cross a ``while``/``cond`` boundary, so the fast tries (materialised for
+the fallback loop) and the final arithmetic (inside the ``cond`` that picks the boost branch
+when any shape < 1) are emitted as loops over the flat lanes. Each kernel has one output:
+XLA:CPU recomputes a shared producer once per output.
+
+Precision (float32): ln u < x^2 / 2 + d - d v + d ln v cancels catastrophically for large d
+(d v ~ 1e6 has an ulp of 0.06 at a = 1e6). With y = c x, x^2 / 2 = (9 / 2) d y^2 exactly and
+ln v = 3 ln(1 + y), so the right side is 3 d g(y), g(y) = ln(1 + y) - y + y^2 / 2 - y^3 / 3,
+evaluated by its Taylor series -y^4 / 4 + y^5 / 5 - ... to y^11 for |y| < 0.1 (truncation
+< 1e-8 relative) and directly otherwise (|y| >= 0.1 needs |x| >= 0.3 sqrt(d), so the absolute
+error 3 d |y| 6e-8 stays below 1e-5). The 23-bit uniforms cut normals off at 5.3 (inversion)
+and 5.77 (Box-Muller) standard deviations, as ``jax.random.normal``'s 23-bit sampler is.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -59,37 +69,31 @@ from envs import randomness
 
 Array = jax.Array
 
-# High counter word (xor the element id) of the fallback's words: apart from ``randomness.DOMAIN``
-# (words()) for ids < 2^31, and from jax.random's own counters (small iotas).
+# High counter words (xor a lane index < 2^31): apart from ``randomness.DOMAIN`` (words()), from
+# each other, and from the small counters jax.random itself hashes under a key.
 FALLBACK_DOMAIN = np.uint32(int(randomness.DOMAIN) ^ 0x80000000)
+BOOST_DOMAIN = np.uint32(int(randomness.DOMAIN) ^ 0xC0000000)
 # Marsaglia and Tsang's squeeze: accept at once if u < 1 - 0.0331 x^4.
 SQUEEZE = np.float32(0.0331)
-FAST_ROUNDS = 1          # rounds of two tries drawn for every element before the fallback
+FAST_ROUNDS = 1      # fast tries per lane (each two words) before the exact fallback
 _SERIES_LIMIT = np.float32(0.1)
-_TWO_PI = np.float32(2.0 * math.pi)
-_LOW9 = np.uint32(0x1FF)
+_LOG_FLOOR = np.float32(-np.finfo(np.float32).max)
 
 
 # ---------------------------------------------------------------------------------------------
 # Normals.
 # ---------------------------------------------------------------------------------------------
-def _box_muller(w0: Array, w1: Array) -> tuple[Array, Array]:
-    """Two independent standard normals per pair of words (Box and Muller 1958)."""
-    radius = jnp.sqrt(np.float32(-2.0) * jnp.log(randomness.to_open_unit(w0)))
-    angle = _TWO_PI * randomness.to_unit(w1)
-    return radius * jnp.cos(angle), radius * jnp.sin(angle)
-
-
 def normal(key: Array, shape: tuple[int, ...] = ()) -> Array:
     """Standard normals of ``shape`` (float32) from the words of ``key``.
 
     Box and Muller (1958), Ann. Math. Statist. 29(2), 610-611: for independent uniforms u1 in
-    (0, 1), u2 in [0, 1), sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2) are two independent N(0, 1).
-    Element i < m = ceil(n / 2) uses the cosine of words (i, m + i) of ``randomness.words(key,
-    2 m)``, element m + i the sine. Exact up to the 23-bit uniforms (tails cut at 5.77 sd).
+    (0, 1) and u2 in [0, 1), sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2) are two independent
+    N(0, 1). With m = ceil(n / 2) and w = ``randomness.words(key, 2 m)``, element i < m is the
+    cosine of (w[i], w[m + i]) and element m + i the sine. Exact up to the 23-bit uniforms
+    (``randomness.to_open_unit`` for the log: tails cut at 5.77 standard deviations).
     """
     shape = tuple(shape)
-    n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    n = math.prod(shape)
     m = (n + 1) // 2
     w = randomness.words(key, 2 * m)
     z0, z1 = _box_muller(w[:m], w[m:])
@@ -97,215 +101,392 @@ def normal(key: Array, shape: tuple[int, ...] = ()) -> Array:
 
 
 # ---------------------------------------------------------------------------------------------
-# Marsaglia-Tsang gamma variates.
+# Marsaglia-Tsang tries on flat lanes.
 # ---------------------------------------------------------------------------------------------
 def _log_ratio(d: Array, y: Array) -> Array:
     """x^2 / 2 + d - d v + d ln v with y = c x, v = (1 + y)^3, as 3 d g(y) (module docstring)."""
     y2 = y * y
-    # g(y) = sum_{k >= 4} (-1)^(k + 1) y^k / k, Horner in y from k = 11 down to k = 4.
+    # g(y) = sum_{k >= 4} (-1)^(k + 1) y^k / k: Horner from k = 11 down to k = 4, times y^4.
     series = np.float32(-1.0 / 11.0)
     for k in range(10, 3, -1):
         series = series * y + np.float32((-1.0) ** (k + 1) / k)
     series = series * (y2 * y2)
     direct = jnp.log1p(y) - y + y2 * (np.float32(0.5) - y / np.float32(3.0))
-    g = jnp.where(jnp.abs(y) < _SERIES_LIMIT, series, direct)
-    return np.float32(3.0) * d * g
+    return np.float32(3.0) * d * jnp.where(jnp.abs(y) < _SERIES_LIMIT, series, direct)
 
 
-def _try(d: Array, c: Array, x: Array, u: Array) -> tuple[Array, Array]:
-    """One Marsaglia-Tsang try: (accepted, y = c x) for normals x and uniforms u in (0, 1)."""
+def _rsqrt(x: Array) -> Array:
+    """1 / sqrt(x) for x > 0: the bit-level initial guess and three Newton steps.
+
+    Lomont (2003), "Fast inverse square root", constant 0x5F375A86; Newton's y (3 - x y^2) / 2
+    squares the relative error (1.8e-3, 4.6e-6, 3e-11), so float32 rounding is what remains
+    (2.6e-7 relative, measured). XLA:CPU's own rsqrt ran at a third of the speed.
+    """
+    guess = np.uint32(0x5F375A86) - (jax.lax.bitcast_convert_type(x, jnp.uint32) >> np.uint32(1))
+    y = jax.lax.bitcast_convert_type(guess, jnp.float32)
+    half = np.float32(0.5) * x
+    for _ in range(3):
+        y = y * (np.float32(1.5) - half * y * y)
+    return y
+
+
+def _proposal(shape_param: Array) -> tuple[Array, Array]:
+    """d and c of the Gamma(a') proposal: a' = a for a >= 1, a + 1 (the boost) below."""
+    boosted = jnp.where(shape_param < 1.0, shape_param + np.float32(1.0), shape_param)
+    d = boosted - np.float32(1.0 / 3.0)
+    return d, _rsqrt(np.float32(9.0) * d)
+
+
+def _sin_cos_half_turn(u: Array) -> tuple[Array, Array]:
+    """(cos, sin) of 2 pi u - pi for u in [0, 1): Taylor polynomials of the half angle.
+
+    h = pi (u - 1/2) in [-pi/2, pi/2): sin h to h^13 and cos h to h^14 (truncation < 1e-9),
+    then cos 2h = (c - s)(c + s), sin 2h = 2 s c. A rotation by pi of Box-Muller's angle 2 pi u,
+    so the pair of normals is exact as well. (XLA:CPU's sin and cos cost ~5 ns a lane here.)
+    """
+    h = np.float32(math.pi) * (u - np.float32(0.5))
+    h2 = h * h
+    sin = np.float32(-1.0 / math.factorial(13))
+    for k in range(5, -1, -1):
+        sin = sin * h2 + np.float32((-1.0) ** k / math.factorial(2 * k + 1))
+    sin = sin * h
+    cos = np.float32(-1.0 / math.factorial(14))
+    for k in range(6, -1, -1):
+        cos = cos * h2 + np.float32((-1.0) ** k / math.factorial(2 * k))
+    return (cos - sin) * (cos + sin), np.float32(2.0) * sin * cos
+
+
+def _box_muller(w0: Array, w1: Array) -> tuple[Array, Array]:
+    """Two independent N(0, 1) from two words (Box and Muller 1958)."""
+    radius = jnp.sqrt(np.float32(-2.0) * jnp.log(randomness.to_open_unit(w0)))
+    cos, sin = _sin_cos_half_turn(randomness.to_unit(w1))
+    return radius * cos, radius * sin
+
+
+def _try(d: Array, c: Array, x: Array, u: Array) -> Array:
+    """One Marsaglia-Tsang try for a normal x and a uniform u in (0, 1): y = c x, or NaN."""
     y = c * x
     x2 = x * x
     squeeze = u < np.float32(1.0) - SQUEEZE * (x2 * x2)
     full = jnp.log(u) < _log_ratio(d, y)
     # v > 0 (y > -1) is part of the method; where it fails log1p(y) is NaN and compares False.
-    return (y > np.float32(-1.0)) & (squeeze | full), y
+    accepted = (y > np.float32(-1.0)) & (squeeze | full)
+    return jnp.where(accepted, y, np.float32(jnp.nan))
 
 
-def _round(d: Array, c: Array, w0: Array, w1: Array, w2: Array, w3: Array
-           ) -> tuple[Array, Array, Array]:
-    """Two tries from four words: (accepted, y of the first accepted try, boost word)."""
+def _round(d: Array, c: Array, w0: Array, w1: Array, w2: Array, w3: Array) -> Array:
+    """Two tries from four words: normals from (w0, w1), uniforms w2, w3; the first accepted."""
     x0, x1 = _box_muller(w0, w1)
-    ok0, y0 = _try(d, c, x0, randomness.to_open_unit(w2))
-    ok1, y1 = _try(d, c, x1, randomness.to_open_unit(w3))
-    # The low 9 bits of w0, w1, w2 (unread by the tries) as the top 27 bits of the boost word.
-    boost = (((w0 & _LOW9) << np.uint32(23)) | ((w1 & _LOW9) << np.uint32(14))
-             | ((w2 & _LOW9) << np.uint32(5)))
-    return ok0 | ok1, jnp.where(ok0, y0, y1), boost
+    first = _try(d, c, x0, randomness.to_open_unit(w2))
+    return jnp.where(jnp.isnan(first), _try(d, c, x1, randomness.to_open_unit(w3)), first)
 
 
-def _constants(shape_param: Array) -> tuple[Array, Array]:
-    """d and c of the Gamma(a') proposal, a' = a for a >= 1 and a + 1 (the boost) below."""
-    boosted = jnp.where(shape_param < 1.0, shape_param + np.float32(1.0), shape_param)
-    d = boosted - np.float32(1.0 / 3.0)
-    return d, jax.lax.rsqrt(np.float32(9.0) * d)
+def _valid(shape_param: Array) -> Array:
+    """Shapes the sampler accepts: finite and > 0 (others give NaN, never a hang)."""
+    return (shape_param > 0.0) & (shape_param < np.float32(np.inf))
 
 
-def _fallback_rounds(keys: Array, a: Array, ids: Array, pending: Array) -> tuple[Array, Array]:
-    """The exact fallback on flat lanes: ([N] y, [N] boost words), valid where ``pending``.
+def _fast_words(keys: Array, j: Array) -> tuple[Array, Array, Array, Array]:
+    """Words 4 j .. 4 j + 3 of ``randomness.words(key, .)``, keys [2, E], j [E]: the pairs
+    2 j - 1 and 2 j under DOMAIN (the key's own two words stand for pair -1)."""
+    h0, h1 = randomness.threefry2x32(keys, (np.uint32(2) * j - np.uint32(1), randomness.DOMAIN))
+    w2, w3 = randomness.threefry2x32(keys, (np.uint32(2) * j, randomness.DOMAIN))
+    first = j == 0
+    return jnp.where(first, keys[0], h0), jnp.where(first, keys[1], h1), w2, w3
 
-    Gathers at most ``bound`` pending lanes at a time and runs rounds on them until every one
-    has accepted a try. Round r of lane i reads threefry2x32(keys[i], (2 r, ids[i] ^ D)) and
-    threefry2x32(keys[i], (2 r + 1, ids[i] ^ D)): the same values in any batch.
+
+def _fallback_words(keys: Array, lane: Array, r: Array) -> tuple[Array, Array, Array, Array]:
+    """The four words of fallback round r of ``lane``: (2 r, lane ^ D) and (2 r + 1, lane ^ D)."""
+    high = lane ^ FALLBACK_DOMAIN
+    w0, w1 = randomness.threefry2x32(keys, (np.uint32(2) * r, high))
+    w2, w3 = randomness.threefry2x32(keys, (np.uint32(2) * r + np.uint32(1), high))
+    return w0, w1, w2, w3
+
+
+class _Elements:
+    """The elements of a sampler on M runs, flat (run-major), and how each one is computed.
+
+    An element reads four words per fast round: a beta element makes one try for its X lane
+    and one for its Y lane (the two Box-Muller normals of (w0, w1), uniforms w2 and w3); a gamma
+    element makes two tries for its one lane (``_round``). Lanes (fallback and boost words):
+    beta X_i = 2 i, Y_i = 2 i + 1; gamma element e = e, within its run.
     """
-    n = a.shape[0]
-    bound = n if n <= 256 else max(256, n // 64)
 
-    def chunk_body(state):
-        y_all, boost_all, todo = state
-        (idx,) = jnp.nonzero(todo, size=bound, fill_value=n)
-        live = idx < n
-        safe = jnp.minimum(idx, n - 1)
-        k = keys[safe].T                                   # [2, bound]
-        d, c = _constants(a[safe])
-        high = ids[safe] ^ FALLBACK_DOMAIN
+    def __init__(self, kind: str, fast_rounds: int, boost: bool, keys: Array, a: Array,
+                 b: Array):
+        self.kind, self.fast_rounds, self.boost = kind, fast_rounds, boost
+        self.keys = keys                                       # [M, 2]
+        self.per_run = a.shape[1]
+        self.a, self.b = a.reshape(-1), b.reshape(-1)           # [M n]
 
-        def round_body(inner):
-            r, y, boost, done = inner
-            w0, w1 = randomness.threefry2x32(k, (2 * r, high))
-            w2, w3 = randomness.threefry2x32(k, (2 * r + 1, high))
-            ok, y_new, boost_new = _round(d, c, w0, w1, w2, w3)
-            take = ok & ~done
-            return (r + np.uint32(1), jnp.where(take, y_new, y),
-                    jnp.where(take, boost_new, boost), done | ok)
+    def valid(self) -> Array:
+        return _valid(self.a) & (_valid(self.b) if self.kind == "beta" else True)
 
-        init = (np.uint32(0), jnp.zeros((bound,), jnp.float32),
-                jnp.zeros((bound,), jnp.uint32), ~live)
-        _, y, boost, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[3]), round_body, init)
-        return (y_all.at[idx].set(y, mode="drop"), boost_all.at[idx].set(boost, mode="drop"),
-                todo.at[idx].set(False, mode="drop"))
+    def compute(self, at: Array | None, fallback: bool) -> Array:
+        """The values of elements ``at`` (None: all); without ``fallback``, NaN where a lane
+        has no accepted fast try, with it the exact value (the fallback loop runs on ``at``)."""
+        n = self.per_run
+        if at is None:
+            index = jnp.arange(self.a.shape[0], dtype=jnp.int32)
+            keys = jnp.broadcast_to(self.keys[:, None, :], (self.keys.shape[0], n, 2))
+            keys = keys.reshape(-1, 2).T
+            a, b = self.a, self.b
+        else:
+            index, keys, a, b = at, self.keys[at // n].T, self.a[at], self.b[at]
+        beta = self.kind == "beta"
+        element = (index % n).astype(jnp.uint32)
+        da, ca = _proposal(a)
+        db, cb = _proposal(b)
+        ya = jnp.full(a.shape, np.float32(jnp.nan))
+        yb = ya if beta else jnp.zeros_like(ya)
+        for r in range(self.fast_rounds):
+            w0, w1, w2, w3 = _fast_words(keys, element + np.uint32(r * n))
+            if beta:
+                x0, x1 = _box_muller(w0, w1)
+                ya = jnp.where(jnp.isnan(ya), _try(da, ca, x0, randomness.to_open_unit(w2)), ya)
+                yb = jnp.where(jnp.isnan(yb), _try(db, cb, x1, randomness.to_open_unit(w3)), yb)
+            else:
+                ya = jnp.where(jnp.isnan(ya), _round(da, ca, w0, w1, w2, w3), ya)
+        if fallback:
+            lane_a = np.uint32(2) * element if beta else element
+            lane_b = lane_a + np.uint32(1)
 
-    init = (jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.uint32), pending)
-    y, boost, _ = jax.lax.while_loop(lambda s: jnp.any(s[2]), chunk_body, init)
-    return y, boost
+            def one_round(state):
+                r, ya, yb = state
+                ya = jnp.where(jnp.isnan(ya), _round(da, ca, *_fallback_words(keys, lane_a, r)),
+                               ya)
+                if beta:
+                    yb = jnp.where(jnp.isnan(yb),
+                                   _round(db, cb, *_fallback_words(keys, lane_b, r)), yb)
+                return r + np.uint32(1), ya, yb
+
+            # An invalid shape never accepts a try: it is not retried (its value is NaN).
+            valid = _valid(a) & _valid(b)
+            ya, yb = jnp.where(valid, ya, 0.0), jnp.where(valid, yb, 0.0)
+            _, ya, yb = jax.lax.while_loop(
+                lambda s: jnp.any(jnp.isnan(s[1]) | jnp.isnan(s[2])), one_round,
+                (np.uint32(0), ya, yb))
+        return self._finish(keys, element, a, b, ya, yb)
+
+    def _finish(self, keys, element, a, b, ya, yb) -> Array:
+        """The sample from the accepted y of each lane; NaN for invalid shapes and (set here,
+        explicitly: XLA:CPU's exp clamps its argument, so a NaN does not survive it) for a
+        lane without an accepted try."""
+        missing = jnp.isnan(ya) | jnp.isnan(yb)
+        valid = _valid(a) & (_valid(b) if self.kind == "beta" else True)
+        return jnp.where(valid & ~missing, self._value(keys, element, a, b, ya, yb),
+                         np.float32(jnp.nan))
+
+    def _value(self, keys, element, a, b, ya, yb) -> Array:
+        log_a = log_b = None
+        if self.boost:
+            words = randomness.threefry2x32(keys, (element, BOOST_DOMAIN))
+            log_a, log_b = _logs(a, ya, words[0]), _logs(b, yb, words[1])
+        elif self.kind == "log_gamma":
+            log_a = _logs(a, ya, None)
+        if self.kind == "log_gamma":
+            return log_a
+        if self.kind == "gamma":
+            return _values(a, ya, log_a)
+        x_value, y_value = _values(a, ya, log_a), _values(b, yb, log_b)
+        total = x_value + y_value
+        out = x_value / total
+        if self.boost:
+            out = jnp.where(total >= np.float32(1e-30), out, jax.nn.sigmoid(log_a - log_b))
+        return out
 
 
-@jax.custom_batching.custom_vmap
-def _fallback(keys: Array, a: Array, ids: Array, pending: Array) -> tuple[Array, Array]:
-    """``_fallback_rounds`` with a batching rule that keeps its loops on the failing lanes."""
-    return _fallback_rounds(keys, a, ids, pending)
+def _slots(lanes: int) -> int:
+    """Pending lanes per gather (speed only: no value depends on it)."""
+    return lanes if lanes <= 64 else max(64, min(16384, lanes // 32))
 
 
-@_fallback.def_vmap
-def _fallback_vmap(axis_size, in_batched, keys, a, ids, pending):
-    # Flatten (batch, lane) into lanes and call ourselves: the body on flat lanes, or, under a
-    # further vmap, this rule again one level up. Lane order does not change any lane's value.
-    args = [x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape)
-            for x, batched in zip((keys, a, ids, pending), in_batched)]
-    flat = [x.reshape((-1,) + x.shape[2:]) for x in args]
-    y, boost = _fallback(*flat)
-    return (y.reshape(axis_size, -1), boost.reshape(axis_size, -1)), (True, True)
+def _compact(pending: Array) -> tuple[Array, Array, Array]:
+    """An ordered list of the pending lanes without a prefix sum over the lanes.
+
+    The flags are packed 32 to a uint32 word; a prefix sum runs over the N / 32 word popcounts
+    only. Returns (words, inclusive counts, total): slot s (< total) is found by
+    ``_slot_lanes``. (``jnp.nonzero``/``cumsum`` over 2e5 lanes cost ~1.5 ms on XLA:CPU.)
+    """
+    m = pending.shape[0]
+    width = -(-m // 32)
+    flags = jnp.pad(pending, (0, width * 32 - m)).reshape(width, 32).astype(jnp.uint32)
+    words = jnp.sum(flags << jnp.arange(32, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+    counts = jax.lax.population_count(words).astype(jnp.int32)
+    inclusive = jnp.cumsum(counts)
+    return words, inclusive, inclusive[-1]
 
 
-def _marsaglia_tsang(key: Array, a: Array, fast_rounds: int) -> tuple[Array, Array]:
-    """(y, boost word) of an accepted try for each element of flat shapes ``a`` ([n])."""
-    n = a.shape[0]
-    d, c = _constants(a)
-    if fast_rounds == 0:
-        pending = jnp.ones((n,), bool)
-        y = jnp.zeros((n,), jnp.float32)
-        boost = jnp.zeros((n,), jnp.uint32)
+def _slot_lanes(words: Array, inclusive: Array, slot: Array) -> Array:
+    """The lane of each output slot (slot < total): its word by binary search, then its bit."""
+    word = jnp.minimum(jnp.searchsorted(inclusive, slot, side="right"), words.shape[0] - 1)
+    bits = words[word]
+    rank = slot - (inclusive[word] - jax.lax.population_count(bits).astype(jnp.int32))
+    # The rank-th set bit: the largest p with popcount(bits below p) <= rank.
+    position = jnp.zeros(slot.shape, jnp.uint32)
+    for step in (16, 8, 4, 2, 1):
+        trial = position + np.uint32(step)
+        below = jax.lax.population_count(bits & ((np.uint32(1) << trial) - np.uint32(1)))
+        position = jnp.where(below.astype(jnp.int32) <= rank, trial, position)
+    return word * 32 + position.astype(jnp.int32)
+
+
+def _fallback(complete, pending: Array) -> Array:
+    """The values of the pending elements ([E]; 0 elsewhere).
+
+    The pending elements are listed once (``_compact``) and taken ``slots`` at a time;
+    ``complete(at)`` computes a chunk exactly (its loop runs on the chunk only), and the chunk
+    is scattered into the result. With none pending it costs the listing: one pass.
+    """
+    m = pending.shape[0]
+    slots = _slots(m)
+    words, inclusive, total = _compact(pending)
+
+    def chunk(state):
+        start, out = state
+        slot = start + jnp.arange(slots, dtype=jnp.int32)
+        live = slot < total
+        at = jnp.where(live, _slot_lanes(words, inclusive, slot), 0)
+        return start + slots, out.at[jnp.where(live, at, m)].set(complete(at), mode="drop")
+
+    init = (jnp.int32(0), jnp.zeros((m,), jnp.float32))
+    return jax.lax.while_loop(lambda s: s[0] < total, chunk, init)[1]
+
+
+def _logs(shapes: Array, y: Array, boost_word: Array | None) -> Array:
+    """ln Gamma(a) = ln(d v) + ln(U) / a (the last term for a < 1 only), floored finite."""
+    d, _ = _proposal(shapes)
+    log_value = jnp.log(d) + np.float32(3.0) * jnp.log1p(y)
+    if boost_word is None:
+        boost = np.float32(0.0)
     else:
-        w = randomness.words(key, 4 * n * fast_rounds).reshape(fast_rounds, 4, n)
-        pending = jnp.ones((n,), bool)
-        y = jnp.zeros((n,), jnp.float32)
-        boost = jnp.zeros((n,), jnp.uint32)
-        for r in range(fast_rounds):
-            ok, y_r, boost_r = _round(d, c, w[r, 0], w[r, 1], w[r, 2], w[r, 3])
-            take = ok & pending
-            y = jnp.where(take, y_r, y)
-            boost = jnp.where(take, boost_r, boost)
-            pending = pending & ~ok
-    keys = jnp.broadcast_to(jnp.asarray(key, jnp.uint32), (n, 2))
-    y_slow, boost_slow = _fallback(keys, a, jnp.arange(n, dtype=jnp.uint32), pending)
-    return jnp.where(pending, y_slow, y), jnp.where(pending, boost_slow, boost)
+        log_u = jnp.log(randomness.to_open_unit(boost_word)) / shapes
+        boost = jnp.where(shapes < 1.0, log_u, np.float32(0.0))
+    return jnp.maximum(log_value + boost, _LOG_FLOOR)
 
 
-def _gamma_parts(key: Array, a: Array, fast_rounds: int) -> tuple[Array, Array, Array]:
-    """(a' d v, ln of it, ln U / a or 0) for flat shapes ``a``: Gamma(a) = d v exp(ln U / a)."""
+def _values(shapes: Array, y: Array, log_value: Array | None) -> Array:
+    """Gamma(a) = d (1 + y)^3, or exp(ln value) for boosted lanes (a < 1)."""
+    d, _ = _proposal(shapes)
+    plain = d * (np.float32(1.0) + y) ** 3
+    if log_value is None:
+        return plain
+    return jnp.where(shapes < 1.0, jnp.exp(log_value), plain)
+
+
+def _pipeline(kind: str, fast_rounds: int, boost: bool, keys: Array, a: Array, b: Array
+              ) -> Array:
+    """Fast tries and final arithmetic for every element, then the exact fallback for those
+    with a lane whose fast tries all failed: keys [M, 2], shapes [M, n] -> values [M n]."""
+    elements = _Elements(kind, fast_rounds, boost, keys, a, b)
+    fast = elements.compute(None, fallback=False)
+    # Two consumers (the listing and the final where) keep ``fast`` in memory: XLA:CPU would
+    # recompute it for each read inside a single consumer that reads it more than once.
+    pending = jnp.isnan(fast) & elements.valid()
+    slow = _fallback(lambda at: elements.compute(at, fallback=True), pending)
+    return jnp.where(pending, slow, fast)
+
+
+def _flat_sample(kind: str, fast_rounds: int, keys: Array, a: Array, b: Array) -> Array:
+    """The sampler on M runs at once: keys [M, 2], shapes a, b [M, n] -> [M, n].
+
+    The whole pipeline runs inside a ``cond`` (boost branch when any shape < 1): its operands
+    are materialised once (a key derived by hashes in the caller is not recomputed per lane)
+    and its loops run over the flat elements (module docstring).
+    """
+    shapes_below_one = jnp.any(a < 1.0) | (jnp.any(b < 1.0) if kind == "beta" else False)
+    out = jax.lax.cond(shapes_below_one,
+                       functools.partial(_pipeline, kind, fast_rounds, True),
+                       functools.partial(_pipeline, kind, fast_rounds, False), keys, a, b)
+    return out.reshape(a.shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _sampler(kind: str, fast_rounds: int):
+    """The custom_vmap'd sampler of one kind: (keys [M, 2], a [M, n], b [M, n]) -> [M, n]."""
+
+    @jax.custom_batching.custom_vmap
+    def sample(keys, a, b):
+        return _flat_sample(kind, fast_rounds, keys, a, b)
+
+    @sample.def_vmap
+    def flatten(axis_size, in_batched, keys, a, b):
+        # (batch, run) -> runs, and the same sampler on them: its body, or, under a further
+        # vmap, this rule one level up. No lane's value depends on the batch.
+        args = [x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape)
+                for x, batched in zip((keys, a, b), in_batched)]
+        out = sample(*[x.reshape((-1,) + x.shape[2:]) for x in args])
+        return out.reshape((axis_size, -1) + out.shape[1:]), True
+
+    return sample
+
+
+def _run(kind: str, key: Array, a: Array, b: Array | None, fast_rounds: int) -> Array:
     a = jnp.asarray(a, jnp.float32)
-    d, _ = _constants(a)
-    y, boost = _marsaglia_tsang(key, a, fast_rounds)
-    dv = d * (np.float32(1.0) + y) ** 3
-    log_dv = jnp.log(d) + np.float32(3.0) * jnp.log1p(y)
-    log_boost = jnp.where(a < 1.0, jnp.log(randomness.to_open_unit(boost)) / a, np.float32(0.0))
-    return dv, log_dv, log_boost
+    shape = a.shape
+    if b is not None:
+        b = jnp.asarray(b, jnp.float32)
+        shape = jnp.broadcast_shapes(a.shape, b.shape)
+        b = jnp.broadcast_to(b, shape).reshape(1, -1)
+    a = jnp.broadcast_to(a, shape).reshape(1, -1)
+    key = jnp.asarray(key, jnp.uint32).reshape(1, 2)
+    out = _sampler(kind, int(fast_rounds))(key, a, a if b is None else b)
+    return out.reshape(shape)
 
 
-def _flat(shape_param) -> tuple[Array, tuple[int, ...]]:
-    a = jnp.asarray(shape_param, jnp.float32)
-    return a.reshape(-1), a.shape
+# ---------------------------------------------------------------------------------------------
+# Public samplers.
+# ---------------------------------------------------------------------------------------------
+def gamma(key: Array, shape_param: Array, *, fast_rounds: int = FAST_ROUNDS) -> Array:
+    """X ~ Gamma(shape_param, 1), elementwise over an array of shapes > 0 (float32).
+
+    Marsaglia and Tsang (2000), "A simple method for generating gamma variables", ACM TOMS
+    26(3), sec. 4: d = a - 1/3, c = 1 / sqrt(9 d), v = (1 + c x)^3, accept d v if
+    u < 1 - 0.0331 x^4 or ln u < x^2 / 2 + d - d v + d ln v; a < 1 by sec. 6,
+    Gamma(a) = Gamma(a + 1) U^(1/a), which underflows to 0 in float32 where the variate does
+    (``log_gamma`` does not). Invalid shapes (<= 0, inf, NaN) give NaN. ``fast_rounds``: fast
+    tries per lane before the exact fallback (tests set 0 to run every lane through it).
+    """
+    return _run("gamma", key, shape_param, None, fast_rounds)
 
 
 def log_gamma(key: Array, shape_param: Array, *, fast_rounds: int = FAST_ROUNDS) -> Array:
-    """ln X for X ~ Gamma(shape_param, 1), elementwise (float32, shape of ``shape_param``).
+    """ln X for X ~ Gamma(shape_param, 1), elementwise (float32).
 
-    Marsaglia and Tsang (2000), ACM TOMS 26(3), sec. 4 (a >= 1) and sec. 6 (a < 1:
-    ln Gamma(a + 1) + ln(U) / a, finite for every a > 0 down to ~1e-30 where the gamma itself
-    underflows). Exact: fast vectorised tries, then the counter-addressed fallback (module
-    docstring). ``fast_rounds``: rounds of two tries before the fallback (tests set 0 to run
-    every element through the fallback; the values change, their distribution does not).
+    Marsaglia and Tsang (2000), ACM TOMS 26(3), sec. 4 and sec. 6 in log space:
+    ln Gamma(a) = ln(d v) + ln(U) / a for a < 1, finite for every a > 0 (floored at -3.4e38).
+    The same draws as ``gamma``: exp(log_gamma(k, a)) == gamma(k, a) up to rounding.
     """
-    a, shape = _flat(shape_param)
-    _, log_dv, log_boost = _gamma_parts(key, a, fast_rounds)
-    return (log_dv + log_boost).reshape(shape)
-
-
-def gamma(key: Array, shape_param: Array, *, fast_rounds: int = FAST_ROUNDS) -> Array:
-    """X ~ Gamma(shape_param, 1), elementwise over any array of shapes > 0 (float32).
-
-    Marsaglia and Tsang (2000), "A simple method for generating gamma variables", ACM TOMS
-    26(3): d = a - 1/3, c = 1 / sqrt(9 d), v = (1 + c x)^3, accept d v if u < 1 - 0.0331 x^4
-    or ln u < x^2 / 2 + d - d v + d ln v; a < 1 by Gamma(a) = Gamma(a + 1) U^(1/a) (sec. 6),
-    which underflows to 0 in float32 as the true variate does (use ``log_gamma`` there).
-    """
-    a, shape = _flat(shape_param)
-    dv, _, log_boost = _gamma_parts(key, a, fast_rounds)
-    return (dv * jnp.exp(log_boost)).reshape(shape)
+    return _run("log_gamma", key, shape_param, None, fast_rounds)
 
 
 def beta(key: Array, a: Array, b: Array, *, fast_rounds: int = FAST_ROUNDS) -> Array:
     """Beta(a, b) variates, elementwise over the broadcast shapes of ``a`` and ``b`` (> 0).
 
-    X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) independent (Devroye 1986, ch. IX.4; gammas by
-    Marsaglia and Tsang 2000, see ``gamma``). The 2 n gammas share one fast path and one
-    fallback (X the first n elements, Y the next n). Where X + Y would underflow (both shapes
-    tiny) the value is sigmoid(ln X - ln Y), so it is never 0/0. Thompson sampling's posteriors
-    Beta(1 + successes, 1 + failures) are the intended use (shapes 0.1 to 1e6).
+    X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) independent (Devroye 1986, ch. IX.4,
+    Theorem 4.1; gammas by Marsaglia and Tsang 2000, see ``gamma``); sigmoid(ln X - ln Y) where
+    X + Y < 1e-30 (both shapes tiny), so never 0/0. Thompson sampling's posteriors
+    Beta(1 + successes, 1 + failures) are the intended use (shapes from 0.1 to 1e6).
     """
-    a = jnp.asarray(a, jnp.float32)
-    b = jnp.asarray(b, jnp.float32)
-    shape = jnp.broadcast_shapes(a.shape, b.shape)
-    n = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    both = jnp.concatenate([jnp.broadcast_to(a, shape).reshape(-1),
-                            jnp.broadcast_to(b, shape).reshape(-1)])
-    dv, log_dv, log_boost = _gamma_parts(key, both, fast_rounds)
-    value = dv * jnp.exp(log_boost)
-    log_value = log_dv + log_boost
-    x, y = value[:n], value[n:]
-    total = x + y
-    ratio = x / total
-    in_logs = jax.nn.sigmoid(log_value[:n] - log_value[n:])
-    return jnp.where(total >= np.float32(1e-30), ratio, in_logs).reshape(shape)
+    return _run("beta", key, a, b, fast_rounds)
 
 
 # ---------------------------------------------------------------------------------------------
 # Discrete helpers.
 # ---------------------------------------------------------------------------------------------
 def bernoulli(key: Array, p: Array) -> Array:
-    """Bernoulli(p) draws (bool, shape of ``p``): u < p with u from ``randomness.uniform``."""
+    """Bernoulli(p) draws (bool, shape of ``p``): u < p, u from ``randomness.uniform``."""
     p = jnp.asarray(p, jnp.float32)
     return randomness.uniform(key, p.shape) < p
 
 
 def categorical(key: Array, probabilities: Array) -> Array:
-    """One index drawn from ``probabilities`` ([K], need not be normalised): int32 scalar.
+    """One index drawn from ``probabilities`` ([K], need not sum to 1): an int32 scalar.
 
     Inversion (Devroye 1986, ch. III.2): the number of cumulative sums <= u * total, for one
-    uniform u from the key's first word; zero-probability entries are never drawn.
+    uniform u from the key's first word (``randomness.uniform``).
     """
     probabilities = jnp.asarray(probabilities, jnp.float32)
     cdf = jnp.cumsum(probabilities)
     u = randomness.uniform(key) * cdf[-1]
-    k = probabilities.shape[-1]
-    return jnp.minimum(jnp.sum(cdf <= u), k - 1).astype(jnp.int32)
+    return jnp.minimum(jnp.sum(cdf <= u), probabilities.shape[-1] - 1).astype(jnp.int32)
