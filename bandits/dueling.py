@@ -14,7 +14,8 @@ K-armed (``envs.dueling.Dueling``); W[i, j] = number of duels i won against j, N
   U and L as above (L = W / N - sqrt(alpha ln t / N), x / 0 := 0); first candidate: among the
   arms with the largest upper Copeland score sum_j 1(U_ij > 1/2), the one winning most duels under
   theta^(1)_ij ~ Beta(W_ij + 1, W_ji + 1); second: argmax over {i : L_i,first <= 1/2} of
-  theta^(2)_i,first ~ Beta(W_i,first + 1, W_first,i + 1), theta^(2)_first,first = 1/2.
+  theta^(2)_i,first ~ Beta(W_i,first + 1, W_first,i + 1), theta^(2)_first,first = 1/2 (Beta
+  draws by ``envs.distributions.beta``).
 - ``uniform_pair``: two distinct arms uniformly at random (the baseline; also contextual).
 
 Linear contextual (``envs.dueling.ContextualDueling``), all on the logistic MLE of
@@ -100,6 +101,7 @@ from bandits.core import Learner, random_argmax, register_learner, rounds_played
 from bandits.core import sample_from_probabilities
 from bandits.theory import Theory
 from envs import delay_laws as delay_lib
+from envs import distributions
 from envs.core import Array, Feedback, Observation, Setting
 
 IPW_CHOICES = ("known", "estimated", "none")
@@ -236,12 +238,12 @@ class DoubleTS(_PairLearner):
         copeland = jnp.sum(upper > 0.5, axis=1)
         contenders = copeland == jnp.max(copeland)
         # theta^(1): one Beta draw per unordered pair, theta_ji = 1 - theta_ij.
-        draws = jax.random.beta(theta1_key, wins + 1.0, wins.T + 1.0)
+        draws = distributions.beta(theta1_key, wins + 1.0, wins.T + 1.0)
         upper_tri = jnp.triu(jnp.ones((k, k), bool), 1)
         theta1 = jnp.where(upper_tri, draws, jnp.where(upper_tri.T, 1.0 - draws.T, 0.5))
         score = jnp.sum(theta1 > 0.5, axis=1).astype(jnp.float32)
         first = random_argmax(tie1_key, jnp.where(contenders, score, -jnp.inf))
-        theta2 = jax.random.beta(theta2_key, wins[:, first] + 1.0, wins[first, :] + 1.0)
+        theta2 = distributions.beta(theta2_key, wins[:, first] + 1.0, wins[first, :] + 1.0)
         theta2 = jnp.where(jnp.arange(k) == first, 0.5, theta2)
         eligible = lower[:, first] <= 0.5
         second = random_argmax(tie2_key, jnp.where(eligible, theta2, -jnp.inf))

@@ -1,60 +1,69 @@
 """Exact samplers on the counter-based random words of ``envs/randomness.py``.
 
-Every sampler takes a consumer key (uint32 [2], a hash output) and returns samples; all code is
-per run (the runner vmaps it over runs), and what a run draws depends only on its key, never on
-the other runs of the batch (tested: bit-identical alone and in batches of any size).
+Every sampler takes a consumer key (uint32 [2], a hash output) and returns samples. All code is
+per run: the runner vmaps it over runs, with shapes like [K] arms per run. A run's draws depend
+only on its key, never on the other runs of the batch: the values are bit-identical whether a
+run is computed alone or in a batch of any size (tested).
 
 - ``normal``: Box and Muller (1958), "A note on the generation of random normal deviates",
-  Ann. Math. Statist. 29(2), 610-611: z0 = sqrt(-2 ln u1) cos(2 pi u2), z1 = sqrt(-2 ln u1)
-  sin(2 pi u2).
+  Ann. Math. Statist. 29(2), 610-611: sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2).
 - ``gamma`` / ``log_gamma``: Marsaglia and Tsang (2000), "A simple method for generating gamma
   variables", ACM TOMS 26(3), 363-372. For a >= 1: d = a - 1/3, c = 1 / sqrt(9 d), x ~ N(0, 1),
   v = (1 + c x)^3, u ~ U(0, 1); accept d v if v > 0 and (u < 1 - 0.0331 x^4, the squeeze, or
   ln u < x^2 / 2 + d - d v + d ln v). Shapes a < 1 by their sec. 6 boost,
   Gamma(a) = Gamma(a + 1) U^(1/a), in log space (ln Gamma(a + 1) + ln(U) / a never underflows).
 - ``beta``: X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) independent (Devroye (1986),
-  "Non-Uniform Random Variate Generation", ch. IX.4, Theorem 4.1); sigmoid(ln X - ln Y) where
-  X + Y would underflow (both shapes tiny), so never 0/0.
+  "Non-Uniform Random Variate Generation", ch. IX.4); sigmoid(ln X - ln Y) where X + Y would
+  underflow (both shapes tiny), so never 0/0.
 - ``bernoulli``, ``categorical``: u < p, and inversion of the cumulative sums.
 
-How Marsaglia and Tsang's rejection loop runs here, exactly and vectorised:
+The words (every one addressed by a counter, so no value depends on anything but its key):
 
-- A sampler of n elements has "lanes": one per gamma variate (beta: X lanes 0..n-1, then Y lanes
-  n..2n-1). A try of lane g reads two words: w0 gives the normal x = sqrt(2) erfinv(2 u0 - 1)
-  (inversion, one word per normal), w1 the acceptance uniform, both by
-  ``randomness.to_open_unit``. Fast try r (r < ``fast_rounds``) of lane g reads words
-  2 (r L + g) and 2 (r L + g) + 1 of ``randomness.words(key, 2 L fast_rounds)`` (L lanes): fixed
-  indices, computed lane by lane. One try fails with probability 0.048 at a = 1, 0.018 at 2,
-  0.003 at 10, 3e-5 at 1000 (Monte Carlo, 2e6 tries); the rejected lanes hold NaN.
-- Exact fallback: fallback try r = 0, 1, ... of lane g reads threefry2x32(key, (r, g ^
-  FALLBACK_DOMAIN)); it runs until a try is accepted. Every word is addressed by (key, lane,
-  try), so a value does not depend on the batch it is computed in.
-- The boost uniform of a lane with a < 1 is the first word of threefry2x32(key, (g,
-  BOOST_DOMAIN)), independent of every try.
-- Batching: each sampler is a ``jax.custom_batching.custom_vmap`` whose rule flattens (batch,
-  element) into one axis of lanes and calls the same sampler on it (nested vmaps flatten level
-  by level). On the flat lanes the fallback is a while loop over gathers: each of ``slots``
-  segments of the lanes contributes its last pending lane (a max-reduction, no prefix sum), a
-  small inner loop runs tries on those lanes until all accept, and the results are scattered
-  back; it repeats while any lane is pending. When none is, it costs one ``any``. (A
-  ``while_loop`` with a batched predicate would instead run its body on every lane of the
-  batch while any lane fails: nearly every round at 10,000 runs x 10 arms.)
+- Fast round r of element e (of n in its run) reads words 4 j .. 4 j + 3 of
+  ``randomness.words(key, .)``, j = r n + e. A beta element uses the two Box-Muller normals of
+  (w0, w1) as the proposals of its X and Y lanes, with uniforms w2 and w3 (one try per lane a
+  round); a gamma element makes two tries for its one lane (normal 0 with w2, then 1 with w3).
+  ``fast_tries`` = 2 tries per lane (beta: two rounds; gamma: one). One try fails with
+  probability 0.048 at a = 1, 0.018 at 2, 0.003 at 10, 3e-5 at 1000 (Monte Carlo, 2e6 tries),
+  so two leave 0.23 %, 0.03 %, 9e-6, 8e-10 to the fallback.
+- Fallback round r of lane g reads threefry2x32(key, (2 r, g ^ FALLBACK_DOMAIN)) and
+  (2 r + 1, g ^ FALLBACK_DOMAIN): two tries; rounds continue until one is accepted (exact).
+  Lanes: beta X_e = 2 e, Y_e = 2 e + 1; gamma element e = e.
+- The boost uniform (a < 1) of element e is word 0 (X, gamma) or 1 (Y) of
+  threefry2x32(key, (e, BOOST_DOMAIN)), independent of every try.
 
-Why flat lanes and control flow (measured, 2-core AVX-512 CPU, jax 0.10.2): XLA:CPU vectorises
-a fused loop along its minor dimension; with K = 10 arms on the minor axis (the [runs, K] layout
-of ``vmap``) every transcendental ran scalar: 3.5 ms against 0.6 ms for the same kernel on flat
-lanes. A fusion cannot cross a ``while``/``cond`` boundary, so the fast tries (materialised for
-the fallback loop) and the final arithmetic (inside the ``cond`` that picks the boost branch
-when any shape < 1) are emitted as loops over the flat lanes. Each kernel has one output:
-XLA:CPU recomputes a shared producer once per output.
+Batching: each sampler is a ``jax.custom_batching.custom_vmap`` whose rule flattens (batch,
+runs) into runs and calls the same sampler (nested vmaps flatten level by level). On the M runs
+it computes the fast tries and the final arithmetic of every element (NaN marks an element with
+a lane whose fast tries all failed), lists those elements (a bitmask, below), and takes them
+``slots`` at a time: gathered, recomputed (the same words give the same fast tries) and
+completed by a while loop over fallback rounds on that chunk only, then scattered back. With no
+element pending this costs the listing, one pass. (A ``while_loop`` with a batched predicate
+would run its body on every lane of the batch while any lane fails: at 10,000 runs x 10 arms,
+nearly every round.)
+
+Why this shape (measured on XLA:CPU, 2-core AVX-512 Zen 4, jax 0.10.2):
+
+- ``vmap`` of per-run code gives a [runs, K] layout; with K = 10 on the minor axis XLA:CPU
+  emitted scalar loops (3.5 ms against 0.6 ms for the same kernel on flat elements). A fusion
+  does not cross a ``cond``, so the whole pipeline runs inside one (the boost branch when any
+  shape < 1), on flat elements. Its operands are materialised once: a key derived by hashes in
+  the caller (``fold_in``) was otherwise recomputed in every lane (12 ms a round -> 4 ms).
+- A fusion computes each of its outputs separately: each kernel has one output per element
+  (two outputs sharing a Box-Muller pair hashed twice).
+- ``jnp.nonzero`` and ``cumsum`` over 2e5 lanes cost ~1.5 ms; the listing packs the flags 32 to
+  a word and prefix-sums the N / 32 popcounts only.
+- XLA:CPU's vectorised exp clamps its argument (a NaN comes out as 0), so the missing mark is
+  set by a select, never propagated; its sin, cos and rsqrt cost 2-5 ns a lane, hence the
+  polynomials and the Newton rsqrt below.
 
 Precision (float32): ln u < x^2 / 2 + d - d v + d ln v cancels catastrophically for large d
 (d v ~ 1e6 has an ulp of 0.06 at a = 1e6). With y = c x, x^2 / 2 = (9 / 2) d y^2 exactly and
 ln v = 3 ln(1 + y), so the right side is 3 d g(y), g(y) = ln(1 + y) - y + y^2 / 2 - y^3 / 3,
 evaluated by its Taylor series -y^4 / 4 + y^5 / 5 - ... to y^11 for |y| < 0.1 (truncation
 < 1e-8 relative) and directly otherwise (|y| >= 0.1 needs |x| >= 0.3 sqrt(d), so the absolute
-error 3 d |y| 6e-8 stays below 1e-5). The 23-bit uniforms cut normals off at 5.3 (inversion)
-and 5.77 (Box-Muller) standard deviations, as ``jax.random.normal``'s 23-bit sampler is.
+error 3 d |y| 6e-8 stays below 1e-5). The 23-bit uniforms (``randomness.to_open_unit``) cut the
+Box-Muller normals off at sqrt(2 ln 2^24) = 5.77 standard deviations (mass 8e-9).
 """
 from __future__ import annotations
 
@@ -75,7 +84,7 @@ FALLBACK_DOMAIN = np.uint32(int(randomness.DOMAIN) ^ 0x80000000)
 BOOST_DOMAIN = np.uint32(int(randomness.DOMAIN) ^ 0xC0000000)
 # Marsaglia and Tsang's squeeze: accept at once if u < 1 - 0.0331 x^4.
 SQUEEZE = np.float32(0.0331)
-FAST_ROUNDS = 1      # fast tries per lane (each two words) before the exact fallback
+FAST_TRIES = 2       # tries per lane before the exact fallback (module docstring)
 _SERIES_LIMIT = np.float32(0.1)
 _LOG_FLOOR = np.float32(-np.finfo(np.float32).max)
 
@@ -212,9 +221,11 @@ class _Elements:
     beta X_i = 2 i, Y_i = 2 i + 1; gamma element e = e, within its run.
     """
 
-    def __init__(self, kind: str, fast_rounds: int, boost: bool, keys: Array, a: Array,
+    def __init__(self, kind: str, fast_tries: int, boost: bool, keys: Array, a: Array,
                  b: Array):
-        self.kind, self.fast_rounds, self.boost = kind, fast_rounds, boost
+        self.kind, self.boost = kind, boost
+        # Beta: one try per lane a round; gamma: two.
+        self.fast_rounds = fast_tries if kind == "beta" else -(-fast_tries // 2)
         self.keys = keys                                       # [M, 2]
         self.per_run = a.shape[1]
         self.a, self.b = a.reshape(-1), b.reshape(-1)           # [M n]
@@ -298,7 +309,7 @@ class _Elements:
 
 def _slots(lanes: int) -> int:
     """Pending lanes per gather (speed only: no value depends on it)."""
-    return lanes if lanes <= 64 else max(64, min(16384, lanes // 32))
+    return lanes if lanes <= 64 else max(64, min(16384, lanes // 128))
 
 
 def _compact(pending: Array) -> tuple[Array, Array, Array]:
@@ -374,11 +385,11 @@ def _values(shapes: Array, y: Array, log_value: Array | None) -> Array:
     return jnp.where(shapes < 1.0, jnp.exp(log_value), plain)
 
 
-def _pipeline(kind: str, fast_rounds: int, boost: bool, keys: Array, a: Array, b: Array
+def _pipeline(kind: str, fast_tries: int, boost: bool, keys: Array, a: Array, b: Array
               ) -> Array:
     """Fast tries and final arithmetic for every element, then the exact fallback for those
     with a lane whose fast tries all failed: keys [M, 2], shapes [M, n] -> values [M n]."""
-    elements = _Elements(kind, fast_rounds, boost, keys, a, b)
+    elements = _Elements(kind, fast_tries, boost, keys, a, b)
     fast = elements.compute(None, fallback=False)
     # Two consumers (the listing and the final where) keep ``fast`` in memory: XLA:CPU would
     # recompute it for each read inside a single consumer that reads it more than once.
@@ -387,7 +398,7 @@ def _pipeline(kind: str, fast_rounds: int, boost: bool, keys: Array, a: Array, b
     return jnp.where(pending, slow, fast)
 
 
-def _flat_sample(kind: str, fast_rounds: int, keys: Array, a: Array, b: Array) -> Array:
+def _flat_sample(kind: str, fast_tries: int, keys: Array, a: Array, b: Array) -> Array:
     """The sampler on M runs at once: keys [M, 2], shapes a, b [M, n] -> [M, n].
 
     The whole pipeline runs inside a ``cond`` (boost branch when any shape < 1): its operands
@@ -396,18 +407,18 @@ def _flat_sample(kind: str, fast_rounds: int, keys: Array, a: Array, b: Array) -
     """
     shapes_below_one = jnp.any(a < 1.0) | (jnp.any(b < 1.0) if kind == "beta" else False)
     out = jax.lax.cond(shapes_below_one,
-                       functools.partial(_pipeline, kind, fast_rounds, True),
-                       functools.partial(_pipeline, kind, fast_rounds, False), keys, a, b)
+                       functools.partial(_pipeline, kind, fast_tries, True),
+                       functools.partial(_pipeline, kind, fast_tries, False), keys, a, b)
     return out.reshape(a.shape)
 
 
 @functools.lru_cache(maxsize=None)
-def _sampler(kind: str, fast_rounds: int):
+def _sampler(kind: str, fast_tries: int):
     """The custom_vmap'd sampler of one kind: (keys [M, 2], a [M, n], b [M, n]) -> [M, n]."""
 
     @jax.custom_batching.custom_vmap
     def sample(keys, a, b):
-        return _flat_sample(kind, fast_rounds, keys, a, b)
+        return _flat_sample(kind, fast_tries, keys, a, b)
 
     @sample.def_vmap
     def flatten(axis_size, in_batched, keys, a, b):
@@ -421,7 +432,7 @@ def _sampler(kind: str, fast_rounds: int):
     return sample
 
 
-def _run(kind: str, key: Array, a: Array, b: Array | None, fast_rounds: int) -> Array:
+def _run(kind: str, key: Array, a: Array, b: Array | None, fast_tries: int) -> Array:
     a = jnp.asarray(a, jnp.float32)
     shape = a.shape
     if b is not None:
@@ -430,37 +441,38 @@ def _run(kind: str, key: Array, a: Array, b: Array | None, fast_rounds: int) -> 
         b = jnp.broadcast_to(b, shape).reshape(1, -1)
     a = jnp.broadcast_to(a, shape).reshape(1, -1)
     key = jnp.asarray(key, jnp.uint32).reshape(1, 2)
-    out = _sampler(kind, int(fast_rounds))(key, a, a if b is None else b)
+    out = _sampler(kind, int(fast_tries))(key, a, a if b is None else b)
     return out.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------
 # Public samplers.
 # ---------------------------------------------------------------------------------------------
-def gamma(key: Array, shape_param: Array, *, fast_rounds: int = FAST_ROUNDS) -> Array:
+def gamma(key: Array, shape_param: Array, *, fast_tries: int = FAST_TRIES) -> Array:
     """X ~ Gamma(shape_param, 1), elementwise over an array of shapes > 0 (float32).
 
     Marsaglia and Tsang (2000), "A simple method for generating gamma variables", ACM TOMS
     26(3), sec. 4: d = a - 1/3, c = 1 / sqrt(9 d), v = (1 + c x)^3, accept d v if
     u < 1 - 0.0331 x^4 or ln u < x^2 / 2 + d - d v + d ln v; a < 1 by sec. 6,
     Gamma(a) = Gamma(a + 1) U^(1/a), which underflows to 0 in float32 where the variate does
-    (``log_gamma`` does not). Invalid shapes (<= 0, inf, NaN) give NaN. ``fast_rounds``: fast
-    tries per lane before the exact fallback (tests set 0 to run every lane through it).
+    (``log_gamma`` does not). Invalid shapes (<= 0, inf, NaN) give NaN. ``fast_tries``: tries
+    per lane before the exact fallback; the values depend on it, their distribution does not
+    (tests set 0 to run every element through the fallback).
     """
-    return _run("gamma", key, shape_param, None, fast_rounds)
+    return _run("gamma", key, shape_param, None, fast_tries)
 
 
-def log_gamma(key: Array, shape_param: Array, *, fast_rounds: int = FAST_ROUNDS) -> Array:
+def log_gamma(key: Array, shape_param: Array, *, fast_tries: int = FAST_TRIES) -> Array:
     """ln X for X ~ Gamma(shape_param, 1), elementwise (float32).
 
     Marsaglia and Tsang (2000), ACM TOMS 26(3), sec. 4 and sec. 6 in log space:
     ln Gamma(a) = ln(d v) + ln(U) / a for a < 1, finite for every a > 0 (floored at -3.4e38).
     The same draws as ``gamma``: exp(log_gamma(k, a)) == gamma(k, a) up to rounding.
     """
-    return _run("log_gamma", key, shape_param, None, fast_rounds)
+    return _run("log_gamma", key, shape_param, None, fast_tries)
 
 
-def beta(key: Array, a: Array, b: Array, *, fast_rounds: int = FAST_ROUNDS) -> Array:
+def beta(key: Array, a: Array, b: Array, *, fast_tries: int = FAST_TRIES) -> Array:
     """Beta(a, b) variates, elementwise over the broadcast shapes of ``a`` and ``b`` (> 0).
 
     X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) independent (Devroye 1986, ch. IX.4,
@@ -468,7 +480,7 @@ def beta(key: Array, a: Array, b: Array, *, fast_rounds: int = FAST_ROUNDS) -> A
     X + Y < 1e-30 (both shapes tiny), so never 0/0. Thompson sampling's posteriors
     Beta(1 + successes, 1 + failures) are the intended use (shapes from 0.1 to 1e6).
     """
-    return _run("beta", key, a, b, fast_rounds)
+    return _run("beta", key, a, b, fast_tries)
 
 
 # ---------------------------------------------------------------------------------------------
