@@ -380,9 +380,11 @@ def _values(shapes: Array, y: Array, log_value: Array | None) -> Array:
     """Gamma(a) = d (1 + y)^3, or exp(ln value) for boosted lanes (a < 1)."""
     d, _ = _proposal(shapes)
     plain = d * (np.float32(1.0) + y) ** 3
-    if log_value is None:
-        return plain
-    return jnp.where(shapes < 1.0, jnp.exp(log_value), plain)
+    # The same select in both branches of the boost ``cond`` (only the boost branch has
+    # shapes < 1): LLVM may contract d * v + ... into a fused multiply-add where nothing stands
+    # between the two, which moved the last bit between the branches.
+    boosted = np.float32(0.0) if log_value is None else jnp.exp(log_value)
+    return jnp.where(shapes < 1.0, boosted, plain)
 
 
 def _pipeline(kind: str, fast_tries: int, boost: bool, keys: Array, a: Array, b: Array
