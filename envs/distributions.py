@@ -97,16 +97,29 @@ def normal(key: Array, shape: tuple[int, ...] = ()) -> Array:
 
     Box and Muller (1958), Ann. Math. Statist. 29(2), 610-611: for independent uniforms u1 in
     (0, 1) and u2 in [0, 1), sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2) are two independent
-    N(0, 1). With m = ceil(n / 2) and w = ``randomness.words(key, 2 m)``, element i < m is the
-    cosine of (w[i], w[m + i]) and element m + i the sine. Exact up to the 23-bit uniforms
-    (``randomness.to_open_unit`` for the log: tails cut at 5.77 standard deviations).
+    N(0, 1). Element 2 p is the cosine and 2 p + 1 the sine of words 2 p and 2 p + 1 of
+    ``randomness.words(key, .)`` (one threefry pair, or the key itself for p = 0). Exact up to
+    the 23-bit uniforms (``randomness.to_open_unit`` for the log: tails cut at 5.77 standard
+    deviations); sin and cos by polynomials (``_sin_cos_half_turn``).
     """
     shape = tuple(shape)
     n = math.prod(shape)
-    m = (n + 1) // 2
-    w = randomness.words(key, 2 * m)
-    z0, z1 = _box_muller(w[:m], w[m:])
-    return jnp.concatenate([z0, z1])[:n].reshape(shape)
+    key = jnp.asarray(key, jnp.uint32).reshape(1, 2)
+    carrier = jnp.zeros((1, n), jnp.float32)        # only its shape: n elements per run
+    return _sampler("normal", 0)(key, carrier, carrier).reshape(shape)
+
+
+def _normals(keys: Array, per_run: int) -> Array:
+    """``normal``'s values on M runs, flat (run-major): keys [M, 2] -> [M n]."""
+    runs = keys.shape[0]
+    element = (jnp.zeros((runs, 1), jnp.uint32)
+               + jnp.arange(per_run, dtype=jnp.uint32)).reshape(-1)
+    lane_keys = jnp.broadcast_to(keys[:, None, :], (runs, per_run, 2)).reshape(-1, 2).T
+    pair = element // np.uint32(2)
+    h0, h1 = randomness.threefry2x32(lane_keys, (pair - np.uint32(1), randomness.DOMAIN))
+    first = pair == 0
+    z0, z1 = _box_muller(jnp.where(first, lane_keys[0], h0), jnp.where(first, lane_keys[1], h1))
+    return jnp.where(element % np.uint32(2) == 0, z0, z1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,6 +420,13 @@ def _flat_sample(kind: str, fast_tries: int, keys: Array, a: Array, b: Array) ->
     are materialised once (a key derived by hashes in the caller is not recomputed per lane)
     and its loops run over the flat elements (module docstring).
     """
+    if kind == "normal":
+        # No choice to make: the predicate is always true ((k | 1) != 0), the cond is only the
+        # boundary that keeps the loop on the flat elements and the keys materialised.
+        always = (keys[0, 0] | np.uint32(1)) != np.uint32(0)
+        out = jax.lax.cond(always, functools.partial(_normals, per_run=a.shape[1]),
+                           lambda k: jnp.zeros((a.size,), jnp.float32), keys)
+        return out.reshape(a.shape)
     shapes_below_one = jnp.any(a < 1.0) | (jnp.any(b < 1.0) if kind == "beta" else False)
     out = jax.lax.cond(shapes_below_one,
                        functools.partial(_pipeline, kind, fast_tries, True),
