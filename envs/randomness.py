@@ -25,6 +25,7 @@ The scheme (docs/design.md, "Random numbers"):
 Everything a run draws is therefore a function of (run key, round, consumer, word index): results
 do not depend on batch size, chunk size, device count or which other learners share the batch.
 Samplers built on these words (``uniform``, ``normal``, ``gamma``, ``beta``, ...) live below.
+Exact non-uniform samplers (normal, gamma, beta, bernoulli, categorical): envs/distributions.py.
 """
 from __future__ import annotations
 
