@@ -41,26 +41,6 @@ from envs.core import Environment
 from experiments import memory
 
 
-# ---------------------------------------------------------------------------------------------
-# Compiler options for the runner's own compilations (nothing process-wide: importing banditjax
-# leaves how the user's other JAX programs compile untouched).
-# ---------------------------------------------------------------------------------------------
-# XLA:CPU of jaxlib 0.10 hands small reductions to YNNPACK fusions, several times slower here than
-# XLA's own fused loops; 512-bit vectors were about 1.05-1.1x on the AVX-512 CPU we measured.
-# An XLA that does not know an option rejects it: then the chunk compiles without options.
-CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "",
-                        "xla_cpu_prefer_vector_width": 512}
-
-
-def _compile(lowered) -> Any:
-    if jax.default_backend() == "cpu":
-        try:
-            return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
-        except Exception:  # noqa: BLE001  (an XLA without these options: compile as it is)
-            pass
-    return lowered.compile()
-
-
 def record_grid(horizon: int, points: int) -> np.ndarray:
     """About ``points`` log-spaced rounds in [1, horizon] (1-based, unique, always with horizon)."""
     grid = np.unique(np.round(np.logspace(0.0, math.log10(horizon), max(points, 1))).astype(int))
@@ -259,7 +239,7 @@ class Simulation:
     def compile(self, carry, consts) -> tuple[dict, float]:
         """Ahead-of-time compilation: {chunk length: compiled function} and the seconds taken."""
         start = time.perf_counter()
-        compiled = {n: _compile(self._chunk.lower(carry, consts, jnp.int32(0), n))
+        compiled = {n: self._chunk.lower(carry, consts, jnp.int32(0), n).compile()
                     for n in self.chunk_lengths()}
         return compiled, time.perf_counter() - start
 
