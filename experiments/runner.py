@@ -203,12 +203,14 @@ class Simulation:
             # XLA:CPU copies a cheap producer into every fusion that consumes it: without a
             # boundary the whole choice (hashes, index, argmax over arms) is recomputed for each
             # element of each per-arm state update and for every output of the step. The outputs
-            # of a conditional are materialised buffers, so the action and the step's answer are
-            # computed once per run and round (2.5x on UCB1; docs/design.md). GPUs fuse
-            # differently and would pay a host round trip per round for each predicate, so there
+            # of a conditional are materialised buffers, so the action is computed once per run
+            # and round (2.5-2.9x on UCB1; docs/design.md). The step stays outside: a
+            # conditional around it made XLA copy the environment and learner states every
+            # round (10-30x slower on the delayed families) and was no faster on UCB1. GPUs fuse
+            # differently and would pay a host round trip per round for the predicate, so there
             # the round runs as it is (``materialise``).
             obs, action = stage(choose, carry.env_state, carry.learner_state, consts, t)
-            env_state, feedback, per_round = stage(respond, carry.env_state, action, consts, t)
+            env_state, feedback, per_round = respond(carry.env_state, action, consts, t)
             decision = Decision(obs=obs, action=action, env_state=env_state, feedback=feedback,
                                 per_round=per_round)
             learner_state, sums = learn(carry.learner_state, carry.sums, decision, consts, t)
