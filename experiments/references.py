@@ -88,19 +88,23 @@ def _untried_first(index: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, index, np.inf)
 
 
+def _problem(means, seed):
+    """(means [R, K] float64, generator, R, K, row indices, best mean per run): what every
+    K-armed reference starts from."""
+    means = np.asarray(means, np.float64)
+    runs, arms = means.shape
+    return means, np.random.default_rng(seed), runs, arms, np.arange(runs), means.max(axis=1)
+
+
 def _index_policy(means, horizon: int, seed, index) -> np.ndarray:
     """A K-armed Bernoulli simulation that plays argmax index(counts, sums, t) every round.
 
     ``index(counts, sums, t)`` -> [R, K], t = the 1-based round; untried arms come first.
     """
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    runs, arms = means.shape
+    means, rng, runs, arms, rows, best = _problem(means, seed)
     counts = np.zeros((runs, arms))
     sums = np.zeros((runs, arms))
     regret = np.zeros(runs)
-    rows = np.arange(runs)
-    best = means.max(axis=1)
     for t in range(1, horizon + 1):
         with np.errstate(divide="ignore", invalid="ignore"):
             values = _untried_first(index(counts, sums, t), counts)
@@ -154,14 +158,10 @@ def klucb(means, horizon: int, seed, c: float = 0.0, iterations: int = 20) -> np
 def thompson(means, horizon: int, seed, prior_alpha: float = 1.0,
              prior_beta: float = 1.0) -> np.ndarray:
     """Beta-Bernoulli Thompson sampling (Agrawal and Goyal 2012, Alg. 1). Final regret per run."""
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    runs, arms = means.shape
+    means, rng, runs, arms, rows, best = _problem(means, seed)
     successes = np.zeros((runs, arms))
     failures = np.zeros((runs, arms))
     regret = np.zeros(runs)
-    rows = np.arange(runs)
-    best = means.max(axis=1)
     for _ in range(horizon):
         arm = np.argmax(rng.beta(prior_alpha + successes, prior_beta + failures), axis=1)
         mean = means[rows, arm]
@@ -179,14 +179,10 @@ def etc(means, horizon: int, seed, m: int) -> np.ndarray:
     t <= m K; at t = m K + 1 the arm with the largest empirical mean (ties uniformly at random)
     is chosen and played until n. If m K >= n the run never leaves exploration.
     """
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    runs, arms = means.shape
+    means, rng, runs, arms, rows, best = _problem(means, seed)
     counts = np.zeros((runs, arms))
     sums = np.zeros((runs, arms))
     regret = np.zeros(runs)
-    rows = np.arange(runs)
-    best = means.max(axis=1)
     committed = None
     for t in range(1, horizon + 1):
         if t <= m * arms:
@@ -208,14 +204,10 @@ def epsilon_greedy(means, horizon: int, seed, epsilon: float = 0.1) -> np.ndarra
     Each round: with probability epsilon a uniformly random arm; otherwise the arm with the largest
     sample average (arms never played first, ties at random).
     """
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    runs, arms = means.shape
+    means, rng, runs, arms, rows, best = _problem(means, seed)
     counts = np.zeros((runs, arms))
     sums = np.zeros((runs, arms))
     regret = np.zeros(runs)
-    rows = np.arange(runs)
-    best = means.max(axis=1)
     for _ in range(horizon):
         average = _untried_first(sums / np.maximum(counts, 1.0), counts)
         greedy = random_argmax(rng, average)
@@ -239,15 +231,11 @@ def exp3(means, horizon: int, seed, gamma: float | None = None) -> np.ndarray:
 
     Bernoulli rewards in {0, 1}; ``gamma`` defaults to ``exp3_gamma(K, horizon)``.
     """
-    means = np.asarray(means, np.float64)
-    rng = np.random.default_rng(seed)
-    runs, arms = means.shape
+    means, rng, runs, arms, rows, best = _problem(means, seed)
     if gamma is None:
         gamma = exp3_gamma(arms, horizon)
     log_weights = np.zeros((runs, arms))
     regret = np.zeros(runs)
-    rows = np.arange(runs)
-    best = means.max(axis=1)
     for _ in range(horizon):
         weights = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
         p = (1.0 - gamma) * weights / weights.sum(axis=1, keepdims=True) + gamma / arms
