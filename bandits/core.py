@@ -83,8 +83,9 @@ class Learner(Configurable, abc.ABC):
         """Run by run, after sweeps are expanded: hyper-parameters that follow the environment.
 
         ``env_values`` are the run's environment settings, wrapper ones as "delay.mean". The
-        default changes nothing; LDB-DF (``bandits/dueling.py``) fills its unset delay_* settings
-        from ``[env.delay]`` so that a sweep over the delay keeps the learner told the true law.
+        default changes nothing; LDB-DF (``bandits/dueling/delayed.py``) fills its unset delay_*
+        settings from ``[env.delay]`` so that a sweep over the delay keeps the learner told the
+        true law.
         """
         return values
 

@@ -1,7 +1,7 @@
 """The bounded, jittable logistic maximum-likelihood estimate shared by every GLM learner.
 
 Used by GLM-UCB (``bandits/linear.py``), the linear dueling learners (MaxInP, CoLSTIM, linear
-dueling UCB/TS) and LDB-DF (``bandits/dueling.py``).
+dueling UCB/TS, ``bandits/dueling/linear.py``) and LDB-DF (``bandits/dueling/delayed.py``).
 
 The model is the logistic GLM of Filippi, Cappe, Garivier and Szepesvari (2010), "Parametric
 Bandits: The Generalized Linear Case", and Li, Lu and Zhou (2017), "Provably Optimal Algorithms

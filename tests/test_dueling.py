@@ -1,5 +1,5 @@
 """Dueling environments, dueling learners, the shared logistic MLE (bandits/glm.py) and the
-delay-aware learners LDB-DF / NDB-DF (bandits/dueling.py).
+delay-aware learners LDB-DF / NDB-DF (bandits/dueling/).
 
 Statistical tests fix their seeds and state their tolerance; the quick versions run by default,
 the larger ones are marked slow.
