@@ -6,7 +6,7 @@ sum_s softplus(f(x_s1) - f(x_s2)) - y_s (f(x_s1) - f(x_s2))
 (with the ``bandits/neural.py`` regulariser m lambda ||theta - theta_0||^2 / 2), and
 the gradient-based width sigma_j = sqrt(lambda (g_j - g_first)^T Z^{-1} (g_j - g_first)),
 Z = lambda I + sum_s (g_s1 - g_s2)(g_s1 - g_s2)^T kept diagonal, g = grad f / sqrt(m) (the shared
-pieces of ``bandits/neural.py``): ``neural_dueling_ucb``, ``neural_dueling_ts``.
+pieces of ``bandits/networks.py``): ``neural_dueling_ucb``, ``neural_dueling_ts``.
 """
 from __future__ import annotations
 
