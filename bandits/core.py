@@ -26,7 +26,7 @@ from flax import struct
 
 from envs import randomness
 from envs.core import (UNROLL_ARMS, Array, ConfigError, Configurable, EnvSpec, Feedback,
-                       Observation, Registry, Setting, arm_columns)
+                       Observation, Registry, Setting, arm_columns, arm_max)
 
 LEARNERS = Registry("learner")
 register_learner = LEARNERS.register
@@ -139,9 +139,8 @@ def random_argmax(key: Array, values: Array) -> Array:
         count = ties[-1]
         choice = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
         return jnp.argmax(is_max & (ties == choice + 1)).astype(jnp.int32)
-    columns = arm_columns(values)
-    best = functools.reduce(jnp.maximum, columns)
-    is_max = [column >= best for column in columns]
+    best = arm_max(values)
+    is_max = [column >= best for column in arm_columns(values)]
     count = functools.reduce(jnp.add, [m.astype(jnp.int32) for m in is_max])
     choice = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
     seen = jnp.zeros((), jnp.int32)

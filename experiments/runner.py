@@ -1,16 +1,17 @@
 """The runner: every run of one (environment, learner) pair in one compiled call.
 
-docs/design.md, "The runner". One run is a ``lax.scan`` of (observe, act, step, update) over rounds; a
-batch of runs is a ``vmap`` over (run key, environment settings, hyper-parameters). The scan is
+docs/design.md, "The runner". One run is a ``lax.scan`` of (observe, act, step, update) over
+rounds; a batch of runs is a ``vmap`` over (run key, environment settings, hyper-parameters). The
+scan is
 outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way as
 ``vmap(scan(round))``) so that the round index ``t`` stays an unbatched scalar: recording the
 metrics at the log-spaced grid is then one dynamic-slice write per round into a
 ``[runs, points + 1, metrics]`` buffer (the extra slot takes the writes of unrecorded rounds), and
 a horizon that the chunk does not divide gets a second, shorter compiled chunk.
 
-Keys: consumer c of round t draws from ``threefry2x32(run key, (t, c))`` (envs/randomness.py), the run
-key derived from (seed, instance) by the
-config layer. Nothing depends on batch size, chunk size or device count.
+Keys: consumer c of round t draws from ``threefry2x32(run key, (t, c))`` (envs/randomness.py),
+the run key derived from (seed, instance) by the config layer. Nothing depends on batch size,
+chunk size or device count.
 
 Time is cut into chunks of ``chunk`` rounds: one compiled ``scan`` per chunk, a Python loop over
 chunks, between which the host shows progress and may checkpoint the whole carry
@@ -100,7 +101,7 @@ class Simulation:
                  chunk: int, sharding: NamedSharding | None = None,
                  materialise: bool | None = None):
         self.env, self.learner = env, learner
-        # See ``_run_chunk``: on XLA:CPU the round's decision is computed behind a conditional.
+        # See ``_run_chunk``: on XLA:CPU the round's choice is computed behind a conditional.
         self.materialise = (jax.default_backend() == "cpu") if materialise is None else materialise
         self.horizon, self.chunk = int(horizon), int(chunk)
         self.grid = np.asarray(record, np.int32)
@@ -190,12 +191,12 @@ class Simulation:
         learn = jax.vmap(self._learn, in_axes=(0, 0, 0, 0, None))
         always = start >= 0            # true, but only known at run time
 
-        def stage(fn, *args):
-            """fn(*args), behind a conditional on XLA:CPU (see below)."""
+        def choose_materialised(*args):
+            """choose(*args), behind a conditional on XLA:CPU (see below)."""
             if not self.materialise:
-                return fn(*args)
-            shapes = jax.eval_shape(fn, *args)
-            return jax.lax.cond(always, lambda: fn(*args), lambda: jax.tree_util.tree_map(
+                return choose(*args)
+            shapes = jax.eval_shape(choose, *args)
+            return jax.lax.cond(always, lambda: choose(*args), lambda: jax.tree_util.tree_map(
                 lambda s: jnp.zeros(s.shape, s.dtype), shapes))
 
         def body(carry, offset):
@@ -204,12 +205,12 @@ class Simulation:
             # boundary the whole choice (hashes, index, argmax over arms) is recomputed for each
             # element of each per-arm state update and for every output of the step. The outputs
             # of a conditional are materialised buffers, so the action is computed once per run
-            # and round (2.5-2.9x on UCB1; docs/design.md). The step stays outside: a
-            # conditional around it made XLA copy the environment and learner states every
-            # round (10-30x slower on the delayed families) and was no faster on UCB1. GPUs fuse
-            # differently and would pay a host round trip per round for the predicate, so there
-            # the round runs as it is (``materialise``).
-            obs, action = stage(choose, carry.env_state, carry.learner_state, consts, t)
+            # and round (3.3x on UCB1; docs/design.md, "Measured facts"). The step stays
+            # outside: a conditional around it made XLA copy the environment and learner states
+            # every round (10-30x slower on the delayed families) and was no faster on UCB1. GPUs
+            # fuse differently and would pay a host round trip per round for the predicate, so
+            # there the round runs as it is (``materialise``).
+            obs, action = choose_materialised(carry.env_state, carry.learner_state, consts, t)
             env_state, feedback, per_round = respond(carry.env_state, action, consts, t)
             decision = Decision(obs=obs, action=action, env_state=env_state, feedback=feedback,
                                 per_round=per_round)
@@ -264,10 +265,11 @@ class Simulation:
 class GroupProgress:
     """How far ``simulate`` has got with one group of runs: what a checkpoint must hold.
 
-    ``batch``: index of the batch in progress; ``batch_size``: runs per batch; ``rounds``: rounds done in it; ``carry``: the host
-    leaves of its carry (``jax.tree_util`` order, rows = ``rows``, the batch-relative indices of
-    the real runs this process holds), None at a batch boundary; ``finished``: (run indices,
-    records) of the batches done. Keys are derived from t, so nothing else is needed to go on.
+    ``batch``: index of the batch in progress; ``batch_size``: runs per batch; ``rounds``: rounds
+    done in it; ``carry``: the host leaves of its carry (``jax.tree_util`` order, rows =
+    ``rows``, the batch-relative indices of the real runs this process holds), None at a batch
+    boundary; ``finished``: (run indices, records) of the batches done. Keys are derived from t,
+    so nothing else is needed to go on.
     """
 
     batch: int = 0
@@ -370,12 +372,13 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     [R, ...] arrays. batch: runs per compiled call; by default as many as fit the memory budget
     (``experiments/memory.py``: the per-run state from ``jax.eval_shape``, before anything is
     compiled; a batch or a single run that cannot fit is a ConfigError); on_plan(line) is told
-    the choice when the runs are split. devices: shard the run axis over these (default: all devices, of every process). progress(n) is called with the
-    number of agent-steps done after each chunk. resume: continue from a saved GroupProgress;
+    the choice when the runs are split. devices: shard the run axis over these (default: all
+    devices, of every process). progress(n) is called with the number of agent-steps done after
+    each chunk. resume: continue from a saved GroupProgress;
     on_checkpoint(GroupProgress) is called every ``checkpoint_every`` chunks (0: never) and at
     every batch boundary but the last. With several processes, the result holds the runs of this
-    process's devices (``SimulationResult.runs``). materialise: compute each round's choice and
-    the environment's answer behind a conditional (default: on XLA:CPU only; ``Simulation``).
+    process's devices (``SimulationResult.runs``). materialise: compute each round's choice
+    behind a conditional (default: on XLA:CPU only; ``Simulation``).
     """
     runs = int(np.asarray(run_keys).shape[0])
     chunk = int(chunk or default_chunk(horizon))
