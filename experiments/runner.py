@@ -182,6 +182,23 @@ class Simulation:
         learner_state, sums = self._learn(learner_state, sums, decision, consts, t)
         return decision.env_state, learner_state, sums
 
+    def run_alone(self, run_key, instance_key, env_settings, hparams) -> jax.Array:
+        """One run by itself, no ``vmap``: [horizon, M] metric sums after every round.
+
+        The same per-run initialisation and round as the batched chunks (so the same keys and
+        the same arithmetic) in one plain ``lax.scan`` over all rounds; a run's row of a batch
+        must equal it (tested). Jit it to use it; the inputs are one run's slices of a
+        ``Group``'s ``run_keys``, ``instance_keys``, ``env_settings``, ``hparams``.
+        """
+        carry, consts = self._init_run(run_key, instance_key, env_settings, hparams)
+
+        def body(state, t):
+            state = self._round(*state, consts, t)
+            return state, state[2]
+
+        state = (carry.env_state, carry.learner_state, carry.sums)
+        return jax.lax.scan(body, state, jnp.arange(self.horizon, dtype=jnp.int32))[1]
+
     # -- a chunk of rounds for all runs ---------------------------------------------------
     def _run_chunk(self, carry: Carry, consts: Constants, start, length: int):
         grid = jnp.asarray(self.grid)
