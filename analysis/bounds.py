@@ -39,9 +39,8 @@ called with the same instance keys; nothing is simulated). This module never imp
 ``experiments``: it depends on results frames and declared metadata only.
 
 ``banditjax bounds DIR`` (experiments/bounds_command.py) prints the table per learner setting,
-writes ``DIR/bounds.csv`` and draws ``DIR/bounds.png/.pdf`` (``analysis.plotting.plot_bounds``:
-regret / ln t with the Lai-Robbins constant, and log-log regret with the finite-time bounds
-overlaid).
+writes ``DIR/bounds.csv`` and draws ``DIR/bounds.png/.pdf`` (``analysis.bound_plots``: regret /
+ln t with the Lai-Robbins constant, and log-log regret with the finite-time bounds overlaid).
 """
 from __future__ import annotations
 

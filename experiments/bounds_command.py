@@ -92,7 +92,7 @@ def run_bounds(folder: Path, samples: int = fits.BOOTSTRAP_SAMPLES,
     with atomic_path(folder / "bounds.csv") as tmp:
         table.to_csv(tmp, index=False)
     if plot:
-        from analysis.plotting import plot_bounds
+        from analysis.bound_plots import plot_bounds
 
         plot_bounds(frame, folder / "bounds.png", instances)
     return table
