@@ -124,10 +124,11 @@ class Joulani(Learner):
             cls.base_cls.check_cross(values, where)
 
     @classmethod
-    def check_spec(cls, spec: EnvSpec, where: str) -> None:
-        super().check_spec(spec, where)
+    def check_spec(cls, spec: EnvSpec, where: str, values: Mapping[str, Any] | None = None
+                   ) -> None:
+        super().check_spec(spec, where, values)
         if cls.base_cls is not None:
-            cls.base_cls.check_spec(spec, where)
+            cls.base_cls.check_spec(spec, where, values)
 
     def __init__(self, spec: EnvSpec, horizon: int, **static: Any):
         super().__init__(spec, horizon, **static)

@@ -123,6 +123,19 @@ BAD_CONFIGS = [
     ("bounded-rewards-needed",
      lambda c: c.update(env={"name": "gaussian", "K": 3}, learner=[{"name": "klucb"}]),
      ["learner[0].name", "'klucb'", "cannot run here", "[0, 1]"]),
+    # Feedback extras and expected rewards a learner reads and the environment does not provide
+    # (declared: Learner.needs_extras / needed_extras / needs_expected_rewards against
+    # EnvSpec.feedback_extras / expected_rewards), refused by build, not while tracing.
+    ("oracle-needs-expected-rewards", _add_learner(name="oracle"),
+     ["learner[2].name", "'oracle'", "cannot run here", "Observation.expected_rewards"]),
+    ("cost-extra-needed",
+     lambda c: c.update(env={"name": "linear", "K": 3, "d": 2},
+                        learner=[{"name": "budgeted_linucb"}]),
+     ["learner[0].name", "'budgeted_linucb'", "cannot run here", "'cost'", "reports none"]),
+    ("quality-extra-needed",
+     lambda c: c.update(env={"name": "linear", "K": 3, "d": 2},
+                        learner=[{"name": "budgeted_linucb", "target": "quality"}]),
+     ["learner[0].name", "'budgeted_linucb'", "'quality', 'cost'", "reports none"]),
 ]
 
 
@@ -328,3 +341,24 @@ def test_the_config_layer_fills_declared_defaults_and_learners_declare_them():
     for cls in (mab.ExploreThenCommit, mab.EXP3, mab.EXP3IX, routing.BudgetedLinUCB):
         assert "resolve" not in vars(cls), cls
         assert any(s.default_from is not None for s in cls.settings), cls
+
+
+def test_declared_feedback_needs_are_met_by_the_environments_that_provide_them():
+    from bandits.routing import BudgetedLinUCB
+    from envs.core import EnvSpec
+
+    routing = {"name": "routing", "models": 3, "budgets": [1.0, 4.0], "dim": 4, "topics": 4,
+               "abilities": [0.0, 0.5, 1.0], "price_in": [0.1, 1.0, 3.0],
+               "price_out": [0.4, 4.0, 15.0]}
+    learners = [{"name": "oracle"}, {"name": "budgeted_linucb", "target": "quality"}]
+    config_lib.build({"run": {"horizon": 10}, "env": routing, "learner": learners})
+    # The delay wrapper passes the extras (and the expected rewards) through.
+    delayed = dict(routing, delay={"dist": "fixed", "d": 2, "capacity": 4})
+    config_lib.build({"run": {"horizon": 10}, "env": delayed, "learner": learners})
+    # A static setting can change what a learner reads: checked per combination.
+    cost_only = EnvSpec(num_arms=3, feature_dim=2, feedback_extras=("cost",))
+    BudgetedLinUCB.check_spec(cost_only, "learner[0].name", {"target": "objective"})
+    with pytest.raises(ConfigError, match=r"learner\[0\]\.name = 'budgeted_linucb' cannot run "
+                       r"here: it reads the feedback signal\(s\) 'quality' and the environment "
+                       r"reports 'cost'"):
+        BudgetedLinUCB.check_spec(cost_only, "learner[0].name", {"target": "quality"})
