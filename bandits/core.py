@@ -133,6 +133,11 @@ class Learner(Configurable, abc.ABC):
         raise ConfigError(f"learner {self.name!r} defines neither update nor update_one")
 
 
+def the_horizon(values: Mapping[str, Any], context: Mapping[str, Any]) -> int:
+    """``Setting.default_from`` of a buffer that holds every round's item: the horizon T."""
+    return int(context["horizon"])
+
+
 def tree_where(condition: Array, new: Any, old: Any) -> Any:
     """``new`` where condition holds, else ``old``, leaf by leaf (condition is a scalar)."""
     return jax.tree_util.tree_map(lambda n, o: jnp.where(condition, n, o), new, old)

@@ -114,6 +114,9 @@ class Joulani(Learner):
 
     @classmethod
     def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
+        """The base learner's own ``resolve``, if it has one (its declared defaults are filled
+        already: its settings are this class's). Not a declaration: which hook runs depends on
+        the ``base`` chosen in the table."""
         if cls.base_cls is None:
             return values
         return cls.base_cls.resolve(values, context)

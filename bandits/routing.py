@@ -134,6 +134,8 @@ class FixedArm(Learner):
 
     @classmethod
     def resolve(cls, values, context):
+        """Checks the arm against the environment's K. Not a declaration: a ``Setting``'s range
+        is fixed, this one follows the environment (and ``check_cross`` sees no context)."""
         arm, k = values.get("arm"), context["num_arms"]
         if arm is not None and arm >= k:
             raise ConfigError(f"learner.arm = {arm}: out of range, the environment has "

@@ -362,3 +362,53 @@ def test_declared_feedback_needs_are_met_by_the_environments_that_provide_them()
                        r"here: it reads the feedback signal\(s\) 'quality' and the environment "
                        r"reports 'cost'"):
         BudgetedLinUCB.check_spec(cost_only, "learner[0].name", {"target": "quality"})
+
+
+def _settled(env: dict, learner: dict, horizon: int) -> dict:
+    """The settled settings of a one-learner config: static ones from the learner object,
+    dynamic ones from the results' ``hp.*`` columns."""
+    group = config_lib.build({"run": {"horizon": horizon}, "env": env,
+                              "learner": [learner]}).groups[0]
+    values = {s.name: getattr(group.learner, s.name)
+              for s in type(group.learner).static_settings()}
+    values.update({c[3:]: group.runs[c].iloc[0] for c in group.runs.columns
+                   if c.startswith("hp.")})
+    return values
+
+
+@pytest.mark.parametrize("horizon", [300, 3000])
+def test_horizon_and_environment_defaults_are_declared_and_follow_their_formulas(horizon):
+    import math
+
+    from bandits.core import LEARNERS
+    # Buffers sized for every round: the horizon.
+    assert _settled({"name": "logistic", "d": 3}, {"name": "glm_ucb"}, horizon)[
+        "capacity"] == horizon
+    assert _settled({"name": "linear", "d": 3}, {"name": "neural_ucb"}, horizon)[
+        "capacity"] == horizon
+    assert _settled({"name": "contextual_dueling", "d": 3}, {"name": "maxinp"}, horizon)[
+        "capacity"] == horizon
+    # CoLSTIM: c1 = threshold = sqrt(d ln T); a given value is kept.
+    colstim = _settled({"name": "contextual_dueling", "d": 3}, {"name": "colstim"}, horizon)
+    assert colstim["alpha"] == pytest.approx(math.sqrt(3 * math.log(horizon)), rel=1e-6)
+    assert colstim["threshold"] == pytest.approx(math.sqrt(3 * math.log(horizon)), rel=1e-6)
+    assert _settled({"name": "contextual_dueling", "d": 3},
+                    {"name": "colstim", "alpha": 0.5}, horizon)["alpha"] == 0.5
+    # LDB-DF: min(T, 1024) delay bins; told the wrapper's delay family, 'fixed' without one.
+    delayed = {"name": "contextual_dueling", "d": 3,
+               "delay": {"dist": "geometric", "mean": 3.0}}
+    ldb = _settled(delayed, {"name": "ldb_df"}, horizon)
+    assert (ldb["delay_bins"], ldb["delay_dist"]) == (min(horizon, 1024), "geometric")
+    assert ldb["delay_mean"] == 3.0                  # from_environment: run by run
+    assert _settled({"name": "contextual_dueling", "d": 3}, {"name": "ldb_df"},
+                    horizon)["delay_dist"] == "fixed"
+    # Budgeted LinUCB's dual step 1 / sqrt(T).
+    routing = {"name": "routing", "models": 3, "budgets": [1.0, 4.0], "dim": 4, "topics": 4,
+               "abilities": [0.0, 0.5, 1.0], "price_in": [0.1, 1.0, 3.0],
+               "price_out": [0.4, 4.0, 15.0]}
+    assert _settled(routing, {"name": "budgeted_linucb"}, horizon)["step"] == pytest.approx(
+        1 / math.sqrt(horizon), rel=1e-6)
+    # What remains a resolve override says why a declaration cannot say it.
+    for name, cls in LEARNERS.items():
+        if "resolve" in vars(cls):
+            assert "Not a declaration" in (vars(cls)["resolve"].__func__.__doc__ or ""), name
