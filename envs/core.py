@@ -359,6 +359,10 @@ class Registry:
             return cls
         return decorate
 
+    def unregister(self, name: str) -> None:
+        """Removes ``name`` (a learner defined in a notebook or a test, to define it again)."""
+        self._entries.pop(name, None)
+
     def get(self, name: Any, where: str) -> type:
         if not isinstance(name, str) or name not in self._entries:
             known = ", ".join(sorted(self._entries))

@@ -298,7 +298,7 @@ class GroupProgress:
     batch_size: int | None = None     # runs per compiled call (kept, so a resume splits alike)
 
 
-def _pad_runs(tree: Any, size: int) -> Any:
+def pad_runs(tree: Any, size: int) -> Any:
     """Pads the run axis to ``size`` by repeating run 0 (padded runs are dropped afterwards)."""
     def pad(x):
         x = np.asarray(x)
@@ -315,7 +315,7 @@ def run_sharding(devices: list | None):
     return NamedSharding(mesh, PartitionSpec("runs")), len(devices)
 
 
-def _place(tree: Any, sharding) -> Any:
+def place_runs(tree: Any, sharding) -> Any:
     """Host arrays -> global arrays sharded on the run axis (each process fills its own shards)."""
     def place(x):
         x = np.asarray(x)
@@ -421,7 +421,7 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
             continue
         part = jax.tree_util.tree_map(lambda x: np.asarray(x)[lo:lo + batch], inputs)
         size = part[0].shape[0]
-        carry, consts = sim.initial(*_place(_pad_runs(part, batch), sharding))
+        carry, consts = sim.initial(*place_runs(pad_runs(part, batch), sharding))
         if compiled is None:
             compiled, compile_seconds = sim.compile(carry, consts)
         first = 0

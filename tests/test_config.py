@@ -7,6 +7,7 @@ subprocess checks the same from outside. Nothing here compiles a simulation.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -147,7 +148,8 @@ def _bad_config(tiny_config, edit):
 def _toml_text(config: dict) -> str:
     """TOML for a (possibly malformed) config: top-level scalars first, then the tables."""
     scalars = {k: v for k, v in config.items() if not isinstance(v, (dict, list))}
-    head = "".join(f"{k} = {config_lib._toml_value(v)}\n" for k, v in scalars.items())
+    # (JSON numbers, booleans and strings are valid TOML values.)
+    head = "".join(f"{k} = {json.dumps(v)}\n" for k, v in scalars.items())
     return head + config_lib.dump_toml({k: v for k, v in config.items() if k not in scalars})
 
 
