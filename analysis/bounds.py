@@ -17,7 +17,8 @@ With delays, UCB1's declared upper curve adds Joulani, Gyorgy and Szepesvari (20
 term E[tau] sum_a gap_a (constant 1, a documented heuristic constant, not a proven one), and
 ``delay_effect`` reports the measured extra regret beside it.
 
-Empirical checks (``check_setting``, per learner setting of a results frame):
+Empirical checks (``check_setting``, per learner setting of a results frame), with the fits of
+``analysis.fits``:
 - regret exponent: least-squares slope of log(mean regret) against log t over the last decade of
   recorded rounds (t >= t_max / 10), with a percentile bootstrap interval over runs (the runs of
   a setting are resampled with replacement; ``BOOTSTRAP_SEED`` fixes the resampling);
@@ -38,28 +39,27 @@ called with the same instance keys; nothing is simulated). This module never imp
 ``experiments``: it depends on results frames and declared metadata only.
 
 ``banditjax bounds DIR`` (experiments/bounds_command.py) prints the table per learner setting,
-writes ``DIR/bounds.csv`` and draws ``DIR/bounds.png/.pdf`` (``plot_bounds``: regret / ln t with
-the Lai-Robbins constant, and log-log regret with the finite-time bounds overlaid).
+writes ``DIR/bounds.csv`` and draws ``DIR/bounds.png/.pdf`` (``analysis.bound_plots``: regret /
+ln t with the Lai-Robbins constant, and log-log regret with the finite-time bounds overlaid).
 """
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from analysis.fits import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, fraction_above,  # noqa: F401
+                           fraction_under, last_decade, least_squares_slopes, log_constant,
+                           mean_and_upper, regret_exponent)
 from analysis.metrics import Z95, format_table
 from bandits.theory import (RATE_EXPONENTS, Problem, exp3_bound, exp3_gamma,  # noqa: F401
                             oful_bound, oful_radius, ucb1_bound)
 from envs.core import Environment
 from envs.theory import (bernoulli_kl, delay_additive_term, gaps,  # noqa: F401
                          lai_robbins_constant, lai_robbins_curve, minimax_lower_bound)
-
-BOOTSTRAP_SEED = 20240611
-BOOTSTRAP_SAMPLES = 1000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,92 +71,6 @@ def mean_delay(dist: str, law: Mapping[str, Any], window: float = math.inf,
     from envs.delay import mean_delay as delay_law_mean
 
     return delay_law_mean(dist, law, window, horizon)
-
-
-# ---------------------------------------------------------------------------------------------
-# Fits and intervals.
-# ---------------------------------------------------------------------------------------------
-def last_decade(t: np.ndarray) -> np.ndarray:
-    """Mask of the recorded rounds in the last decade, t >= t_max / 10 (at least 2 rounds)."""
-    t = np.asarray(t, np.float64)
-    mask = t >= t.max() / 10.0
-    if mask.sum() < 2:
-        mask = np.zeros_like(mask)
-        mask[-min(2, len(t)):] = True
-    return mask
-
-
-def least_squares_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Slope of the least-squares line of y on x; y may be [..., P] (one slope per row)."""
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    xc = x - x.mean()
-    return (y - y.mean(axis=-1, keepdims=True)) @ xc / np.sum(xc * xc)
-
-
-def bootstrap_means(curves: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                    seed: int = BOOTSTRAP_SEED) -> np.ndarray:
-    """[samples, P] mean curves of runs resampled with replacement (fixed seed)."""
-    curves = np.asarray(curves, np.float64)
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, curves.shape[0], size=(samples, curves.shape[0]))
-    return curves[index].mean(axis=1)
-
-
-def _interval(estimates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    finite = estimates[np.isfinite(estimates)]
-    if finite.size == 0:
-        return math.nan, math.nan
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(finite, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
-def regret_exponent(t: np.ndarray, curves: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
-    """(slope, lo, hi): log(mean regret) on log t over the last decade, 95% bootstrap interval.
-
-    curves: [runs, P] cumulative regret at the recorded rounds t ([P]).
-    """
-    mask = last_decade(t)
-    x = np.log(np.asarray(t, np.float64)[mask])
-
-    def slope(mean_curves):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            y = np.log(np.maximum(mean_curves[..., mask], 1e-300))
-        return least_squares_slopes(x, y)
-
-    estimate = float(slope(np.asarray(curves, np.float64).mean(axis=0)))
-    lo, hi = _interval(slope(bootstrap_means(curves, samples, seed)))
-    return estimate, lo, hi
-
-
-def log_constant(t: np.ndarray, curves: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
-    """(slope, lo, hi): mean regret on ln t over the last decade, 95% bootstrap interval."""
-    mask = last_decade(t)
-    x = np.log(np.asarray(t, np.float64)[mask])
-    estimate = float(least_squares_slopes(x, np.asarray(curves, np.float64).mean(0)[mask]))
-    lo, hi = _interval(least_squares_slopes(x, bootstrap_means(curves, samples, seed)[:, mask]))
-    return estimate, lo, hi
-
-
-def mean_and_upper(curves: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """Mean regret curve and its upper normal 95% confidence limit over runs."""
-    curves = np.asarray(curves, np.float64)
-    mean = curves.mean(axis=0)
-    se = curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0]) if curves.shape[0] > 1 else 0.0
-    return mean, mean + z * se
-
-
-def fraction_under(upper_limit: np.ndarray, bound: np.ndarray) -> float:
-    """Fraction of recorded rounds where the upper confidence limit is <= the upper bound."""
-    return float(np.mean(np.asarray(upper_limit) <= np.asarray(bound)))
-
-
-def fraction_above(mean: np.ndarray, bound: np.ndarray) -> float:
-    """Fraction of recorded rounds where the mean is >= the lower bound."""
-    return float(np.mean(np.asarray(mean) >= np.asarray(bound)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,77 +307,6 @@ def bounds_table(frame: pd.DataFrame, instances: pd.DataFrame | None = None,
         rows.append(row)
     table = pd.DataFrame(rows)
     return delay_effect(table, frame, instances)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figure.
-# ---------------------------------------------------------------------------------------------
-def plot_bounds(frame: pd.DataFrame, path: Path,
-                instances: pd.DataFrame | None = None) -> list[Path]:
-    """Two panels: regret / ln t (log t) with the Lai-Robbins constant, and log-log regret with
-    the finite-time bounds (dotted, in the learner's colour) and the minimax lower bound."""
-    import matplotlib.pyplot as plt
-
-    from analysis.plotting import COLUMN_WIDTH, PAGE_WIDTH, apply_style, setting_styles
-
-    apply_style()
-    if instances is None:
-        instances = instance_means(frame)
-    styles = setting_styles(frame)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, COLUMN_WIDTH * 0.95))
-    drawn: set = set()
-    for setting, part in frame.groupby("setting", sort=False):
-        colour, style = styles[setting]
-        t, curves, run_ids = regret_curves(part)
-        mean, upper = mean_and_upper(curves)
-        lower = 2 * mean - upper
-        keep = t >= 3
-        log_t = np.log(t[keep])
-        left.plot(t[keep], mean[keep] / log_t, color=colour, linestyle=style, label=setting)
-        left.fill_between(t[keep], lower[keep] / log_t, upper[keep] / log_t, color=colour,
-                          alpha=0.18, linewidth=0)
-        positive = mean > 0
-        right.plot(t[positive], mean[positive], color=colour, linestyle=style, label=setting)
-        right.fill_between(t[positive], np.maximum(lower[positive], 1e-12), upper[positive],
-                           color=colour, alpha=0.18, linewidth=0)
-        means = sigmas = None
-        if len(instances):
-            chosen = instances.loc[run_ids]
-            means, sigmas = list(chosen["means"]), list(chosen["sigma"])
-        theory = theory_curves(part.iloc[0], t, means, sigmas)
-        constant = theory.get("lai_robbins")
-        if constant and round(constant, 6) not in drawn:
-            drawn.add(round(constant, 6))
-            left.axhline(constant, color="black", linestyle="--", linewidth=0.9,
-                         label=f"Lai-Robbins C = {constant:.3g}")
-            right.plot(t[keep], lai_robbins_curve(constant, t[keep]), color="black",
-                       linestyle="--", linewidth=0.9, label="Lai-Robbins C ln t")
-        if "upper" in theory:
-            name, curve = theory["upper"]
-            right.plot(t, curve, color=colour, linestyle=":", linewidth=1.0, label=name)
-        if "minimax" in theory and "minimax" not in drawn:
-            drawn.add("minimax")
-            right.plot(t, theory["minimax"], color="0.5", linestyle="-.", linewidth=0.8,
-                       label=r"$\sqrt{Kt}/20$ (minimax)")
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("round $t$")
-    left.set_ylabel(r"regret / $\ln t$")
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("round $t$")
-    right.set_ylabel("cumulative pseudo-regret")
-    handles = {}
-    for ax in (left, right):
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    fig.tight_layout(rect=(0, 0.12 + 0.02 * (len(handles) // 4), 1, 1))
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=6)
-    path = Path(path)
-    fig.savefig(path)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
-    return [path, path.with_suffix(".pdf")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class Learner(Configurable, abc.ABC):
     needs_features: ClassVar[bool] = False   # contextual learners need feature_dim > 0
     needs_bounded_rewards: ClassVar[bool] = False   # rewards in [0, 1]
     needs_bernoulli_rewards: ClassVar[bool] = False
+    needs_extras: ClassVar[tuple[str, ...]] = ()    # Feedback.extras it reads (``needed_extras``)
+    needs_expected_rewards: ClassVar[bool] = False  # reads Observation.expected_rewards (oracles)
     # What the rest of the suite reads about the learner (docs/design.md, "Layout"); read with
     # ``declared``, so a subclass registered under another name does not inherit them.
     theory: ClassVar[Any] = None             # bandits.theory.Theory: regret rate, upper bound
@@ -63,9 +65,26 @@ class Learner(Configurable, abc.ABC):
         return cls.__dict__.get(name)
 
     @classmethod
-    def check_spec(cls, spec: EnvSpec, where: str) -> None:
-        """Raises ConfigError when this learner cannot run on an environment with ``spec``."""
+    def needed_extras(cls, values: Mapping[str, Any]) -> tuple[str, ...]:
+        """The ``Feedback.extras`` this learner reads with the (settled) settings ``values``.
+        Default: ``needs_extras``; override when a static setting changes them
+        (``budgeted_linucb``'s ``target``)."""
+        return cls.needs_extras
+
+    @classmethod
+    def check_spec(cls, spec: EnvSpec, where: str, values: Mapping[str, Any] | None = None
+                   ) -> None:
+        """Raises ConfigError when this learner cannot run on an environment with ``spec``.
+
+        Called by the config layer before the sweeps are expanded (``values`` None: what does
+        not depend on settings) and again with each combination's static settings (then the
+        feedback extras too, ``needed_extras(values)``), so that every capability the learner
+        lacks (arity, features, reward range, feedback extras, an oracle's expected rewards) is
+        a one-line error before anything is traced.
+        """
         problem = None
+        needed = () if values is None else cls.needed_extras(values)
+        missing = [n for n in needed if n not in spec.feedback_extras]
         if spec.action_arity != cls.action_arity:
             kind = "pairs of arms (dueling)" if cls.action_arity == 2 else "single arms"
             problem = f"it plays {kind}, the environment expects arity {spec.action_arity}"
@@ -75,6 +94,13 @@ class Learner(Configurable, abc.ABC):
             problem = "it needs rewards in [0, 1] and the environment's are unbounded"
         elif cls.needs_bernoulli_rewards and not spec.bernoulli_rewards:
             problem = "it needs 0/1 rewards and the environment's are not"
+        elif missing:
+            reported = ", ".join(repr(n) for n in spec.feedback_extras) or "none"
+            problem = (f"it reads the feedback signal(s) {', '.join(repr(n) for n in missing)} "
+                       f"and the environment reports {reported} (Feedback.extras)")
+        elif cls.needs_expected_rewards and not spec.expected_rewards:
+            problem = ("it reads the expected reward of every arm (Observation.expected_rewards) "
+                       "and the environment does not expose it")
         if problem:
             raise ConfigError(f"{where} = {cls.name!r} cannot run here: {problem}")
 
@@ -105,6 +131,11 @@ class Learner(Configurable, abc.ABC):
     def update_one(self, state: Any, item: Feedback, hparams: Mapping[str, Array]) -> Any:
         """Learns from one feedback item (unbatched leaves). Override this or ``update``."""
         raise ConfigError(f"learner {self.name!r} defines neither update nor update_one")
+
+
+def the_horizon(values: Mapping[str, Any], context: Mapping[str, Any]) -> int:
+    """``Setting.default_from`` of a buffer that holds every round's item: the horizon T."""
+    return int(context["horizon"])
 
 
 def tree_where(condition: Array, new: Any, old: Any) -> Any:

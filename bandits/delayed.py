@@ -114,6 +114,9 @@ class Joulani(Learner):
 
     @classmethod
     def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
+        """The base learner's own ``resolve``, if it has one (its declared defaults are filled
+        already: its settings are this class's). Not a declaration: which hook runs depends on
+        the ``base`` chosen in the table."""
         if cls.base_cls is None:
             return values
         return cls.base_cls.resolve(values, context)
@@ -124,10 +127,11 @@ class Joulani(Learner):
             cls.base_cls.check_cross(values, where)
 
     @classmethod
-    def check_spec(cls, spec: EnvSpec, where: str) -> None:
-        super().check_spec(spec, where)
+    def check_spec(cls, spec: EnvSpec, where: str, values: Mapping[str, Any] | None = None
+                   ) -> None:
+        super().check_spec(spec, where, values)
         if cls.base_cls is not None:
-            cls.base_cls.check_spec(spec, where)
+            cls.base_cls.check_spec(spec, where, values)
 
     def __init__(self, spec: EnvSpec, horizon: int, **static: Any):
         super().__init__(spec, horizon, **static)

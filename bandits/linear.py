@@ -46,7 +46,7 @@ from flax import struct
 
 from bandits import glm, linalg
 from bandits.core import (EpsilonExploration, Learner, random_argmax, register_learner,
-                          untried_first)
+                          the_horizon, untried_first)
 from bandits.theory import Theory, oful_upper
 from envs.core import Array, Feedback, Observation, Setting
 
@@ -228,19 +228,13 @@ class GLMUCB(RidgeLearner):
         REGULARISER,
         Setting("capacity", None, "history buffer size for the MLE (default: the horizon; "
                 "older items are overwritten when it is full)", kind=int, static=True, low=1,
-                optional=True),
+                optional=True, default_from=the_horizon),
         Setting("iterations", 2, "warm-started Newton steps per refit", kind=int, static=True,
                 low=1),
         Setting("refit_every", 1, "refit the MLE every this many rounds", kind=int,
                 static=True, low=1),
         COMPENSATED,
     )
-
-    @classmethod
-    def resolve(cls, values, context):
-        if values.get("capacity") is None:
-            values = dict(values, capacity=int(context["horizon"]))
-        return values
 
     def init(self, key, hparams) -> GLMState:
         d = self.spec.feature_dim

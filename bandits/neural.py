@@ -55,7 +55,7 @@ import optax
 from flax import struct
 
 from bandits import glm
-from bandits.core import Learner, random_argmax, register_learner
+from bandits.core import Learner, random_argmax, register_learner, the_horizon
 from bandits.networks import (MLP, OPTIMIZERS, BayesianRegression, cholesky_lower,
                               diagonal_precision_add, diagonal_precision_init, diagonal_widths,
                               flat_size, flatten_rows, gradient_features, init_network,
@@ -111,7 +111,8 @@ NETWORK_SETTINGS = (
     Setting("train_steps", 25, "optimiser steps per retrain (J)", kind=int, static=True, low=1),
     Setting("batch_size", 32, "items per minibatch", kind=int, static=True, low=1),
     Setting("capacity", None, "replay buffer size (default: the horizon; the oldest items are "
-            "overwritten when it is full)", kind=int, static=True, low=1, optional=True),
+            "overwritten when it is full)", kind=int, static=True, low=1, optional=True,
+            default_from=the_horizon),
 )
 
 
@@ -137,12 +138,6 @@ class NeuralLearner(Learner):
     train_steps: int
     batch_size: int
     capacity: Optional[int]
-
-    @classmethod
-    def resolve(cls, values, context):
-        if values.get("capacity") is None:
-            values = dict(values, capacity=int(context["horizon"]))
-        return values
 
     @property
     def network(self) -> MLP:

@@ -17,13 +17,16 @@
   as the ``routing`` environment reports it). Without a budget mu stays 0.
   ``target`` (static) says what the reward regression learns: ``objective``, the scalarised
   reward quality - lambda * cost that the environment returns (cost-aware), or ``quality``, the
-  observed quality only (Feedback.extras['quality']). With ``target = 'quality'`` and no budget
-  the learner ignores cost entirely: the router one gets by training on correctness labels
-  alone, the cost-ignoring baseline of the tests. With a budget it is the classic bandits-with-
-  knapsacks router (maximise quality subject to average spend <= rho).
+  observed quality only (Feedback.extras['quality']; ``needed_extras``: 'cost', and 'quality'
+  with that target, checked against ``EnvSpec.feedback_extras`` at config time). With
+  ``target = 'quality'`` and no budget the learner ignores cost entirely: the router one gets by
+  training on correctness labels alone, the cost-ignoring baseline of the tests. With a budget
+  it is the classic bandits-with-knapsacks router (maximise quality subject to average spend
+  <= rho).
 - ``fixed_arm``: always the same arm (hyper-parameter ``arm``): each single (model, budget).
 - ``oracle``: the per-request oracle, argmax_a E[objective_a | x_t]; it reads
-  ``Observation.expected_rewards``, which only environments with an oracle fill in (``routing``).
+  ``Observation.expected_rewards``, which only environments with an oracle fill in
+  (``EnvSpec.expected_rewards``; ``needs_expected_rewards``, checked at config time).
   Its regret is zero by construction.
 
 The random router is ``uniform`` (``bandits/mab.py``); cost-aware LinUCB on the scalarised reward
@@ -43,15 +46,6 @@ from bandits.linear import ALPHA, REGULARISER, RidgeLearner
 from envs.core import Array, ConfigError, Feedback, Observation, Setting
 
 TARGETS = ("objective", "quality")
-
-
-def _require_extras(feedback: Feedback, names: tuple[str, ...], learner: str) -> None:
-    """Trace-time check that the environment reports the signals a learner needs."""
-    missing = [n for n in names if n not in feedback.extras]
-    if missing:
-        raise ConfigError(f"learner {learner!r} needs an environment that reports "
-                          f"{', '.join(missing)} in its feedback (e.g. 'routing'); this one "
-                          f"reports {sorted(feedback.extras) or 'none'}")
 
 
 def add_targets_per_arm(targets: Array, arms: Array, features: Array, values: Array,
@@ -111,9 +105,12 @@ class BudgetedLinUCB(RidgeLearner):
         cost_lower = jnp.maximum(self.predictions(cost_theta, x) - width, 0.0)
         return upper - state.multiplier * cost_lower
 
+    @classmethod
+    def needed_extras(cls, values):
+        """The cost always; the observed quality too when the regression learns it."""
+        return ("quality", "cost") if values["target"] == "quality" else ("cost",)
+
     def update(self, state: BudgetedState, obs, action, feedback: Feedback, hparams):
-        needed = ("cost", "quality") if self.target == "quality" else ("cost",)
-        _require_extras(feedback, needed, self.name)
         signal = feedback.extras["quality"] if self.target == "quality" else feedback.reward
         ridge = self.add_feedback(state.ridge, feedback.replace(reward=signal))
         cost = feedback.extras["cost"]
@@ -137,6 +134,8 @@ class FixedArm(Learner):
 
     @classmethod
     def resolve(cls, values, context):
+        """Checks the arm against the environment's K. Not a declaration: a ``Setting``'s range
+        is fixed, this one follows the environment (and ``check_cross`` sees no context)."""
         arm, k = values.get("arm"), context["num_arms"]
         if arm is not None and arm >= k:
             raise ConfigError(f"learner.arm = {arm}: out of range, the environment has "
@@ -158,15 +157,12 @@ class Oracle(Learner):
     """The per-request oracle: the arm with the highest expected objective this round."""
     colour = "#999933"
     role = "oracle"
+    needs_expected_rewards = True
 
     def init(self, key, hparams) -> Array:
         return jnp.zeros((), jnp.int32)
 
     def act(self, key, state, obs: Observation, hparams) -> Array:
-        if obs.expected_rewards is None:
-            raise ConfigError("learner 'oracle' needs an environment that exposes the expected "
-                              "reward of every arm (Observation.expected_rewards), e.g. "
-                              "'routing'")
         return random_argmax(key, obs.expected_rewards)
 
     def update(self, state, obs, action, feedback, hparams):

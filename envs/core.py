@@ -47,8 +47,8 @@ class Observation:
     features: [K, d] per-arm feature vectors (d = 0 for plain multi-armed bandits).
     t: the round index (0-based), filled in by the runner.
     expected_rewards: optional [K] expected reward of every arm this round, set only by
-        environments that support an oracle baseline (``routing``); None elsewhere. Only the
-        ``oracle`` learner may read it.
+        environments that support an oracle baseline (``EnvSpec.expected_rewards``); None
+        elsewhere. Only an oracle baseline (``Learner.needs_expected_rewards``) may read it.
     """
 
     features: Array
@@ -163,6 +163,12 @@ class EnvSpec:
     reward_range: tuple[float, float] | None = (0.0, 1.0)   # None: unbounded (Gaussian noise)
     bernoulli_rewards: bool = True  # rewards are 0/1
     preference_feedback: bool = False
+    # What the environment provides beyond rewards (a wrapper passes them through): the names
+    # of the signals in every ``Feedback.extras``, and whether ``Observation.expected_rewards``
+    # is filled (the oracle baseline reads it). Learners declare what they need
+    # (``bandits.core.Learner``); ``check_spec`` refuses a mismatch at config time.
+    feedback_extras: tuple[str, ...] = ()
+    expected_rewards: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +358,10 @@ class Registry:
             self._entries[name] = cls
             return cls
         return decorate
+
+    def unregister(self, name: str) -> None:
+        """Removes ``name`` (a learner defined in a notebook or a test, to define it again)."""
+        self._entries.pop(name, None)
 
     def get(self, name: Any, where: str) -> type:
         if not isinstance(name, str) or name not in self._entries:

@@ -389,7 +389,8 @@ class Routing(Environment):
     @property
     def spec(self) -> EnvSpec:
         return EnvSpec(num_arms=self.num_arms, feature_dim=self.dim + 1, reward_range=None,
-                       bernoulli_rewards=False)
+                       bernoulli_rewards=False, feedback_extras=("quality", "cost"),
+                       expected_rewards=True)
 
     def budget_label(self, budget: float) -> str:
         prefix = "b" if self.scaling == "reasoning" else "k"

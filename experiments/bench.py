@@ -173,15 +173,17 @@ def _numpy_memory_mib(fn: Callable[..., np.ndarray], runs: int, rounds: int) -> 
         tracemalloc.stop()
 
 
-def _config(family: Family, runs: int, horizon: int, learner: dict | None = None) -> dict:
-    # One problem instance per run (seeds = 1): the NumPy references draw one per run too.
+def family_config(family: Family, runs: int, horizon: int,
+                  learner: dict | None = None) -> dict:
+    """The config of ``family`` (or of ``learner`` on its environment) at ``runs`` runs: one
+    problem instance per run (seeds = 1), as the NumPy references draw one per run too."""
     return {"run": {"horizon": horizon, "seeds": 1, "instances": runs, "record": 20,
                     "checkpoint_every": 0},
             "env": json.loads(json.dumps(family.env)),
             "learner": [learner or family.learner_table]}
 
 
-def _group_inputs(config: dict):
+def group_inputs(config: dict):
     """(group, (run_keys, instance_keys, env_settings, hparams)) of the config's one group.
 
     A config without sweeps and with seeds = 1 is built for one instance and widened to all of
@@ -210,23 +212,23 @@ def _group_inputs(config: dict):
     return group, inputs
 
 
-def _prepare(config: dict):
+def prepare(config: dict):
     """(Simulation, placed inputs, runs, sharding) for the single group of ``config``."""
-    from experiments.runner import (Simulation, _pad_runs, _place, default_chunk, record_grid,
-                                    run_sharding)
-    group, inputs = _group_inputs(config)
+    from experiments.runner import (Simulation, default_chunk, pad_runs, place_runs,
+                                    record_grid, run_sharding)
+    group, inputs = group_inputs(config)
     horizon = int(config["run"]["horizon"])
     sharding, devices = run_sharding(None)
     runs = int(np.asarray(inputs[0]).shape[0])
     padded = int(math.ceil(runs / devices) * devices)
-    placed = _place(_pad_runs(inputs, padded), sharding)
+    placed = place_runs(pad_runs(inputs, padded), sharding)
     sim = Simulation(group.env, group.learner, horizon,
                      record_grid(horizon, config["run"].get("record", 20)),
                      default_chunk(horizon), sharding)
     return sim, placed, runs, sharding
 
 
-def _compile(sim, inputs, sharding) -> tuple[dict, float]:
+def compile_chunks(sim, inputs, sharding) -> tuple[dict, float]:
     """Compiles the chunk for the shapes of ``sim.initial(*inputs)`` without allocating them.
 
     So the memory the run needs is known (``_compiled_memory``) before any of it is allocated.
@@ -271,8 +273,8 @@ def measure(family: Family, runs: int, horizon: int, repeats: int, numpy: bool =
     """
     import jax
     (sim, inputs, runs, sharding), setup_seconds, _ = _timed(
-        lambda: _prepare(_config(family, runs, horizon)))
-    compiled, compile_seconds = _compile(sim, inputs, sharding)
+        lambda: prepare(family_config(family, runs, horizon)))
+    compiled, compile_seconds = compile_chunks(sim, inputs, sharding)
     memory = _compiled_memory(compiled)
     if free_bytes is not None and memory > 0.9 * free_bytes:
         raise OverMemory(f"{family.label}, {runs:,} runs: the compiled program needs "
@@ -332,10 +334,10 @@ def compile_against_sweep(sizes: tuple[int, ...], seeds: int, horizon: int,
     for size in sizes:
         values = np.linspace(0.5, 4.0, size).round(6).tolist()
         learner = {"name": "ucb1", "c": values if size > 1 else values[0]}
-        config = _config(FAMILIES["ucb1"], 1, horizon, learner)
+        config = family_config(FAMILIES["ucb1"], 1, horizon, learner)
         config["run"].update(seeds=seeds, instances=1)
-        sim, inputs, runs, sharding = _prepare(config)
-        _, seconds = _compile(sim, inputs, sharding)
+        sim, inputs, runs, sharding = prepare(config)
+        _, seconds = compile_chunks(sim, inputs, sharding)
         rows.append({"grid_values": size, "runs": runs, "compile_seconds": seconds})
         log(f"  UCB1, {size:>5} values of c x {seeds} seeds = {runs:>6} runs: "
             f"compile {seconds:.2f} s")
@@ -716,7 +718,7 @@ def gpu_markdown(report: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 # Command line.
 # ---------------------------------------------------------------------------------------------
-def _sizes(text: str) -> tuple[int, ...]:
+def parse_sizes(text: str) -> tuple[int, ...]:
     from envs.core import ConfigError
     try:
         values = [float(x.replace("_", "")) for x in text.split(",") if x.strip()]
@@ -731,7 +733,7 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _names(text: str, option: str) -> list[str]:
+def parse_names(text: str, option: str) -> list[str]:
     from envs.core import ConfigError
     names = [x.strip() for x in text.split(",") if x.strip()]
     unknown = [x for x in names if x not in FAMILIES]
@@ -754,14 +756,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.budget <= 0:
         raise ConfigError(f"--budget {args.budget}: must be positive (seconds)")
     if args.gpu:
-        runs = _sizes(args.runs) if args.runs else GPU_QUICK_RUNS if args.quick else GPU_RUNS
-        learners = _names(args.learners, "--learners") if args.learners else None
+        runs = parse_sizes(args.runs) if args.runs else GPU_QUICK_RUNS if args.quick else GPU_RUNS
+        learners = parse_names(args.learners, "--learners") if args.learners else None
         run_gpu_bench(runs, learners, extra=[] if args.learners else None,
                       repeats=args.repeats, horizon=args.horizon, quick=args.quick,
                       out=Path(args.out), budget=budget)
         return 0
-    learners = _names(args.learners, "--learners") if args.learners else list(FAMILIES)
-    runs = _sizes(args.runs) if args.runs else (
+    learners = parse_names(args.learners, "--learners") if args.learners else list(FAMILIES)
+    runs = parse_sizes(args.runs) if args.runs else (
         QUICK_RUNS if args.quick else FULL_RUNS if args.full else DEFAULT_RUNS)
     compile_sizes = () if args.no_compile_sweep else (
         COMPILE_GRID[:2] if args.quick else COMPILE_GRID)

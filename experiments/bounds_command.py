@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import bounds as bounds_lib
+from analysis import fits
 from envs.core import ConfigError
 
 
@@ -70,13 +71,13 @@ def instance_means(frame: pd.DataFrame, folder: Path | None = None) -> pd.DataFr
 
 
 def bounds_table(frame: pd.DataFrame, folder: Path | None = None,
-                 samples: int = bounds_lib.BOOTSTRAP_SAMPLES,
-                 seed: int = bounds_lib.BOOTSTRAP_SEED) -> pd.DataFrame:
+                 samples: int = fits.BOOTSTRAP_SAMPLES,
+                 seed: int = fits.BOOTSTRAP_SEED) -> pd.DataFrame:
     """``analysis.bounds.bounds_table`` of a results folder's frame (instances re-sampled)."""
     return bounds_lib.bounds_table(frame, instance_means(frame, folder), samples, seed)
 
 
-def run_bounds(folder: Path, samples: int = bounds_lib.BOOTSTRAP_SAMPLES,
+def run_bounds(folder: Path, samples: int = fits.BOOTSTRAP_SAMPLES,
                plot: bool = True) -> pd.DataFrame:
     """Reads DIR/results.parquet, writes DIR/bounds.csv (and bounds.png/.pdf); returns the table."""
     from experiments.experiment import atomic_path
@@ -91,7 +92,9 @@ def run_bounds(folder: Path, samples: int = bounds_lib.BOOTSTRAP_SAMPLES,
     with atomic_path(folder / "bounds.csv") as tmp:
         table.to_csv(tmp, index=False)
     if plot:
-        bounds_lib.plot_bounds(frame, folder / "bounds.png", instances)
+        from analysis.bound_plots import plot_bounds
+
+        plot_bounds(frame, folder / "bounds.png", instances)
     return table
 
 
@@ -110,8 +113,8 @@ def register_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bounds", help="regret exponents, log constants and bound checks of a results folder")
     parser.add_argument("dir", help="a folder written by `banditjax run`")
-    parser.add_argument("--bootstrap", type=int, default=bounds_lib.BOOTSTRAP_SAMPLES,
+    parser.add_argument("--bootstrap", type=int, default=fits.BOOTSTRAP_SAMPLES,
                         help=f"bootstrap resamples over runs (default "
-                             f"{bounds_lib.BOOTSTRAP_SAMPLES})")
+                             f"{fits.BOOTSTRAP_SAMPLES})")
     parser.add_argument("--no-plot", action="store_true", help="skip bounds.png/.pdf")
     parser.set_defaults(func=_cmd_bounds)

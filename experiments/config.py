@@ -353,6 +353,7 @@ def build(config: Mapping) -> Experiment:
                 by_static.setdefault(_static_key(learner_cls, c), []).append(c)
             for learner_combos in by_static.values():
                 first = learner_combos[0]
+                learner_cls.check_spec(env.spec, f"{where}.name", first)
                 learner = learner_cls(env.spec, horizon, **{
                     s.name: first[s.name] for s in learner_cls.static_settings()})
                 group = _make_group(env, env_cls, env_list, env_varying, learner, learner_cls,

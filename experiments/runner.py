@@ -211,6 +211,23 @@ class Simulation:
         learner_state, sums = self._learn(learner_state, sums, decision, consts, t)
         return decision.env_state, learner_state, sums
 
+    def run_alone(self, run_key, instance_key, env_settings, hparams) -> jax.Array:
+        """One run by itself, no ``vmap``: [horizon, M] metric sums after every round.
+
+        The same per-run initialisation and round as the batched chunks (so the same keys and
+        the same arithmetic) in one plain ``lax.scan`` over all rounds; a run's row of a batch
+        must equal it (tested). Jit it to use it; the inputs are one run's slices of a
+        ``Group``'s ``run_keys``, ``instance_keys``, ``env_settings``, ``hparams``.
+        """
+        carry, consts = self._init_run(run_key, instance_key, env_settings, hparams)
+
+        def body(state, t):
+            state = self._round(*state, consts, t)
+            return state, state[2]
+
+        state = (carry.env_state, carry.learner_state, carry.sums)
+        return jax.lax.scan(body, state, jnp.arange(self.horizon, dtype=jnp.int32))[1]
+
     # -- a chunk of rounds for all runs ---------------------------------------------------
     def _run_chunk(self, carry: Carry, consts: Constants, start, length: int):
         grid = jnp.asarray(self.grid)
@@ -310,7 +327,7 @@ class GroupProgress:
     batch_size: int | None = None     # runs per compiled call (kept, so a resume splits alike)
 
 
-def _pad_runs(tree: Any, size: int) -> Any:
+def pad_runs(tree: Any, size: int) -> Any:
     """Pads the run axis to ``size`` by repeating run 0 (padded runs are dropped afterwards)."""
     def pad(x):
         x = np.asarray(x)
@@ -327,7 +344,7 @@ def run_sharding(devices: list | None):
     return NamedSharding(mesh, PartitionSpec("runs")), len(devices)
 
 
-def _place(tree: Any, sharding) -> Any:
+def place_runs(tree: Any, sharding) -> Any:
     """Host arrays -> global arrays sharded on the run axis (each process fills its own shards)."""
     def place(x):
         x = np.asarray(x)
@@ -433,7 +450,7 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
             continue
         part = jax.tree_util.tree_map(lambda x: np.asarray(x)[lo:lo + batch], inputs)
         size = part[0].shape[0]
-        carry, consts = sim.initial(*_place(_pad_runs(part, batch), sharding))
+        carry, consts = sim.initial(*place_runs(pad_runs(part, batch), sharding))
         if compiled is None:
             compiled, compile_seconds = sim.compile(carry, consts)
         first = 0

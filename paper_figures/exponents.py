@@ -3,7 +3,7 @@
 For every learner of ``configs/classic.toml`` (stochastic K-armed bandits) and
 ``configs/exponents_linear.toml`` (linear contextual bandits) the regret exponent is the
 least-squares slope of log mean regret against log t over the last decade of recorded rounds,
-with a 95% bootstrap interval over seeds (``analysis.bounds.regret_exponent``). Theory: the
+with a 95% bootstrap interval over seeds (``analysis.fits.regret_exponent``). Theory: the
 local log-log slope of C ln t over the same window for the logarithmic learners (Lai and Robbins
 1985; it tends to 0 as t grows), 1/2 for EXP3 (Auer et al. 2002b, Cor. 3.2) and for the linear
 learners (OFUL: Abbasi-Yadkori et al. 2011, Thm 3, d sqrt(T) up to logs). The table also gives

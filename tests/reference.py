@@ -58,24 +58,15 @@ def cheap_jit(fn):
 def run_alone(env, learner, horizon: int):
     """f(run_key, instance_key, env_settings, hparams) -> [horizon] cumulative regret of one run.
 
-    Uses ``experiments.runner.Simulation``'s per-run initialisation and round (so the same keys
-    and the same arithmetic) in one ``lax.scan`` over all rounds, without ``vmap``.
+    ``experiments.runner.Simulation.run_alone``: the runner's per-run initialisation and round
+    (so the same keys and the same arithmetic) in one ``lax.scan`` over all rounds, without
+    ``vmap``.
     """
-    import jax
-    import jax.numpy as jnp
-
     from experiments.runner import Simulation
 
     sim = Simulation(env, learner, horizon, np.arange(1, horizon + 1), horizon)
 
     def one_run(run_key, instance_key, env_settings, hparams):
-        carry, consts = sim._init_run(run_key, instance_key, env_settings, hparams)
-
-        def body(state, t):
-            env_state, learner_state, sums = sim._round(*state, consts, t)
-            return (env_state, learner_state, sums), sums[0]
-
-        state = (carry.env_state, carry.learner_state, carry.sums)
-        return jax.lax.scan(body, state, jnp.arange(horizon, dtype=jnp.int32))[1]
+        return sim.run_alone(run_key, instance_key, env_settings, hparams)[:, 0]
 
     return cheap_jit(one_run)

@@ -95,9 +95,9 @@ RUNS, HORIZON = 300, 200
 
 def jax_final_regret(family: bench.Family, env: dict, runs: int, horizon: int) -> np.ndarray:
     """Final regret of every run of the family's learner on ``env``, through the bench's setup."""
-    config = bench._config(dataclasses.replace(family, env=env), runs, horizon)
-    sim, inputs, n, sharding = bench._prepare(config)
-    compiled, _ = bench._compile(sim, inputs, sharding)
+    config = bench.family_config(dataclasses.replace(family, env=env), runs, horizon)
+    sim, inputs, n, sharding = bench.prepare(config)
+    compiled, _ = bench.compile_chunks(sim, inputs, sharding)
     carry = sim.run_chunks(compiled, *sim.initial(*inputs))
     return np.asarray(carry.records)[:n, len(sim.grid) - 1, 0].astype(np.float64)
 
@@ -179,8 +179,8 @@ def test_references_take_one_instance_per_run():
 @pytest.mark.parametrize("name", ["ucb1", "ldb_df", "joulani"])
 def test_widened_inputs_equal_the_full_build(name):
     from experiments import config as config_lib
-    config = bench._config(bench.FAMILIES[name], 7, 20)
-    _, widened = bench._group_inputs(config)
+    config = bench.family_config(bench.FAMILIES[name], 7, 20)
+    _, widened = bench.group_inputs(config)
     group = config_lib.build(config).groups[0]
     full = (group.run_keys, group.instance_keys, group.env_settings, group.hparams)
     assert jax.tree_util.tree_structure(widened) == jax.tree_util.tree_structure(full)
@@ -301,19 +301,20 @@ def test_unregistered_family_is_skipped_with_a_message(tmp_path, monkeypatch):
 def test_every_family_builds():
     # Every family's config is valid (the whole bench would otherwise fail half-way through).
     for family in bench.FAMILIES.values():
-        group, inputs = bench._group_inputs(bench._config(family, 3, family.quick_horizon))
+        group, inputs = bench.group_inputs(bench.family_config(family, 3,
+                                                               family.quick_horizon))
         assert np.asarray(inputs[0]).shape == (3, 2), family.name
 
 
 def test_bench_flags_are_checked():
     from envs.core import ConfigError
     with pytest.raises(ConfigError, match="--runs '10,x'"):
-        bench._sizes("10,x")
+        bench.parse_sizes("10,x")
     with pytest.raises(ConfigError, match="--runs '1.5'"):
-        bench._sizes("1.5")
+        bench.parse_sizes("1.5")
     with pytest.raises(ConfigError, match="positive"):
-        bench._sizes("0")
-    assert bench._sizes("1_000,10000") == (1000, 10000)
-    assert bench._sizes("1e4,1e6") == (10_000, 1_000_000)
+        bench.parse_sizes("0")
+    assert bench.parse_sizes("1_000,10000") == (1000, 10000)
+    assert bench.parse_sizes("1e4,1e6") == (10_000, 1_000_000)
     with pytest.raises(ConfigError, match="--learners: unknown nope"):
-        bench._names("ucb1,nope", "--learners")
+        bench.parse_names("ucb1,nope", "--learners")

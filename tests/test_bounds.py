@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import bounds
+from analysis import bounds, fits
 from experiments import bounds_command
 
 
@@ -97,7 +97,7 @@ def synthetic_power_curves(exponent: float, runs: int = 200, seed: int = 1) -> n
 
 @pytest.mark.parametrize("exponent", [0.5, 0.67, 1.0])
 def test_regret_exponent_recovers_a_power_law_and_its_interval_covers_it(exponent):
-    estimate, lo, hi = bounds.regret_exponent(GRID, synthetic_power_curves(exponent))
+    estimate, lo, hi = fits.regret_exponent(GRID, synthetic_power_curves(exponent))
     # The mean of c_r t^a is (mean c) t^a exactly: the slope is a up to float rounding.
     assert estimate == pytest.approx(exponent, abs=1e-9)
     assert lo <= exponent <= hi
@@ -109,17 +109,17 @@ def test_regret_exponent_interval_reflects_per_run_noise():
     rng = np.random.default_rng(3)
     slopes = 0.5 + 0.05 * rng.standard_normal(200)
     curves = GRID[None, :] ** slopes[:, None]
-    estimate, lo, hi = bounds.regret_exponent(GRID, curves)
+    estimate, lo, hi = fits.regret_exponent(GRID, curves)
     assert lo < estimate < hi
     # E[t^a] = exp(0.5 x + 0.05^2 x^2 / 2) with x = ln t: the population curve's least-squares
     # slope over the fit window (about 0.526) lies inside the interval.
-    x = np.log(GRID[bounds.last_decade(GRID)])
-    population = bounds.least_squares_slopes(x, 0.5 * x + 0.05 ** 2 * x ** 2 / 2)
+    x = np.log(GRID[fits.last_decade(GRID)])
+    population = fits.least_squares_slopes(x, 0.5 * x + 0.05 ** 2 * x ** 2 / 2)
     assert population == pytest.approx(0.526, abs=0.002)
     assert lo <= population <= hi
     assert 0.003 < hi - lo < 0.05
     # The bootstrap is seeded: the same call gives the same interval.
-    assert bounds.regret_exponent(GRID, curves) == (estimate, lo, hi)
+    assert fits.regret_exponent(GRID, curves) == (estimate, lo, hi)
 
 
 def test_log_constant_recovers_the_slope_against_ln_t():
@@ -127,16 +127,16 @@ def test_log_constant_recovers_the_slope_against_ln_t():
     rng = np.random.default_rng(4)
     curves = 3.0 * np.log(GRID)[None, :] + 10 + rng.normal(0, 2, (300, 1)) \
         + rng.normal(0, 0.5, (300, GRID.size))
-    estimate, lo, hi = bounds.log_constant(GRID, curves)
+    estimate, lo, hi = fits.log_constant(GRID, curves)
     assert estimate == pytest.approx(3.0, abs=0.1)     # 4+ SE of the fitted slope
     assert lo <= 3.0 <= hi
 
 
 def test_last_decade_and_validity_fractions():
     t = np.array([1, 10, 100, 1000, 5000, 10000.0])
-    assert bounds.last_decade(t).tolist() == [False, False, False, True, True, True]
-    assert bounds.fraction_under(np.array([1, 2, 3, 4.0]), np.array([2, 2, 2, 2.0])) == 0.5
-    assert bounds.fraction_above(np.array([1, 2, 3, 4.0]), np.array([2, 2, 2, 2.0])) == 0.75
+    assert fits.last_decade(t).tolist() == [False, False, False, True, True, True]
+    assert fits.fraction_under(np.array([1, 2, 3, 4.0]), np.array([2, 2, 2, 2.0])) == 0.5
+    assert fits.fraction_above(np.array([1, 2, 3, 4.0]), np.array([2, 2, 2, 2.0])) == 0.75
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ subprocess checks the same from outside. Nothing here compiles a simulation.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,6 +124,19 @@ BAD_CONFIGS = [
     ("bounded-rewards-needed",
      lambda c: c.update(env={"name": "gaussian", "K": 3}, learner=[{"name": "klucb"}]),
      ["learner[0].name", "'klucb'", "cannot run here", "[0, 1]"]),
+    # Feedback extras and expected rewards a learner reads and the environment does not provide
+    # (declared: Learner.needs_extras / needed_extras / needs_expected_rewards against
+    # EnvSpec.feedback_extras / expected_rewards), refused by build, not while tracing.
+    ("oracle-needs-expected-rewards", _add_learner(name="oracle"),
+     ["learner[2].name", "'oracle'", "cannot run here", "Observation.expected_rewards"]),
+    ("cost-extra-needed",
+     lambda c: c.update(env={"name": "linear", "K": 3, "d": 2},
+                        learner=[{"name": "budgeted_linucb"}]),
+     ["learner[0].name", "'budgeted_linucb'", "cannot run here", "'cost'", "reports none"]),
+    ("quality-extra-needed",
+     lambda c: c.update(env={"name": "linear", "K": 3, "d": 2},
+                        learner=[{"name": "budgeted_linucb", "target": "quality"}]),
+     ["learner[0].name", "'budgeted_linucb'", "'quality', 'cost'", "reports none"]),
 ]
 
 
@@ -134,7 +148,8 @@ def _bad_config(tiny_config, edit):
 def _toml_text(config: dict) -> str:
     """TOML for a (possibly malformed) config: top-level scalars first, then the tables."""
     scalars = {k: v for k, v in config.items() if not isinstance(v, (dict, list))}
-    head = "".join(f"{k} = {config_lib._toml_value(v)}\n" for k, v in scalars.items())
+    # (JSON numbers, booleans and strings are valid TOML values.)
+    head = "".join(f"{k} = {json.dumps(v)}\n" for k, v in scalars.items())
     return head + config_lib.dump_toml({k: v for k, v in config.items() if k not in scalars})
 
 
@@ -328,3 +343,74 @@ def test_the_config_layer_fills_declared_defaults_and_learners_declare_them():
     for cls in (mab.ExploreThenCommit, mab.EXP3, mab.EXP3IX, routing.BudgetedLinUCB):
         assert "resolve" not in vars(cls), cls
         assert any(s.default_from is not None for s in cls.settings), cls
+
+
+def test_declared_feedback_needs_are_met_by_the_environments_that_provide_them():
+    from bandits.routing import BudgetedLinUCB
+    from envs.core import EnvSpec
+
+    routing = {"name": "routing", "models": 3, "budgets": [1.0, 4.0], "dim": 4, "topics": 4,
+               "abilities": [0.0, 0.5, 1.0], "price_in": [0.1, 1.0, 3.0],
+               "price_out": [0.4, 4.0, 15.0]}
+    learners = [{"name": "oracle"}, {"name": "budgeted_linucb", "target": "quality"}]
+    config_lib.build({"run": {"horizon": 10}, "env": routing, "learner": learners})
+    # The delay wrapper passes the extras (and the expected rewards) through.
+    delayed = dict(routing, delay={"dist": "fixed", "d": 2, "capacity": 4})
+    config_lib.build({"run": {"horizon": 10}, "env": delayed, "learner": learners})
+    # A static setting can change what a learner reads: checked per combination.
+    cost_only = EnvSpec(num_arms=3, feature_dim=2, feedback_extras=("cost",))
+    BudgetedLinUCB.check_spec(cost_only, "learner[0].name", {"target": "objective"})
+    with pytest.raises(ConfigError, match=r"learner\[0\]\.name = 'budgeted_linucb' cannot run "
+                       r"here: it reads the feedback signal\(s\) 'quality' and the environment "
+                       r"reports 'cost'"):
+        BudgetedLinUCB.check_spec(cost_only, "learner[0].name", {"target": "quality"})
+
+
+def _settled(env: dict, learner: dict, horizon: int) -> dict:
+    """The settled settings of a one-learner config: static ones from the learner object,
+    dynamic ones from the results' ``hp.*`` columns."""
+    group = config_lib.build({"run": {"horizon": horizon}, "env": env,
+                              "learner": [learner]}).groups[0]
+    values = {s.name: getattr(group.learner, s.name)
+              for s in type(group.learner).static_settings()}
+    values.update({c[3:]: group.runs[c].iloc[0] for c in group.runs.columns
+                   if c.startswith("hp.")})
+    return values
+
+
+@pytest.mark.parametrize("horizon", [300, 3000])
+def test_horizon_and_environment_defaults_are_declared_and_follow_their_formulas(horizon):
+    import math
+
+    from bandits.core import LEARNERS
+    # Buffers sized for every round: the horizon.
+    assert _settled({"name": "logistic", "d": 3}, {"name": "glm_ucb"}, horizon)[
+        "capacity"] == horizon
+    assert _settled({"name": "linear", "d": 3}, {"name": "neural_ucb"}, horizon)[
+        "capacity"] == horizon
+    assert _settled({"name": "contextual_dueling", "d": 3}, {"name": "maxinp"}, horizon)[
+        "capacity"] == horizon
+    # CoLSTIM: c1 = threshold = sqrt(d ln T); a given value is kept.
+    colstim = _settled({"name": "contextual_dueling", "d": 3}, {"name": "colstim"}, horizon)
+    assert colstim["alpha"] == pytest.approx(math.sqrt(3 * math.log(horizon)), rel=1e-6)
+    assert colstim["threshold"] == pytest.approx(math.sqrt(3 * math.log(horizon)), rel=1e-6)
+    assert _settled({"name": "contextual_dueling", "d": 3},
+                    {"name": "colstim", "alpha": 0.5}, horizon)["alpha"] == 0.5
+    # LDB-DF: min(T, 1024) delay bins; told the wrapper's delay family, 'fixed' without one.
+    delayed = {"name": "contextual_dueling", "d": 3,
+               "delay": {"dist": "geometric", "mean": 3.0}}
+    ldb = _settled(delayed, {"name": "ldb_df"}, horizon)
+    assert (ldb["delay_bins"], ldb["delay_dist"]) == (min(horizon, 1024), "geometric")
+    assert ldb["delay_mean"] == 3.0                  # from_environment: run by run
+    assert _settled({"name": "contextual_dueling", "d": 3}, {"name": "ldb_df"},
+                    horizon)["delay_dist"] == "fixed"
+    # Budgeted LinUCB's dual step 1 / sqrt(T).
+    routing = {"name": "routing", "models": 3, "budgets": [1.0, 4.0], "dim": 4, "topics": 4,
+               "abilities": [0.0, 0.5, 1.0], "price_in": [0.1, 1.0, 3.0],
+               "price_out": [0.4, 4.0, 15.0]}
+    assert _settled(routing, {"name": "budgeted_linucb"}, horizon)["step"] == pytest.approx(
+        1 / math.sqrt(horizon), rel=1e-6)
+    # What remains a resolve override is documented (why a declaration cannot say it).
+    for name, cls in LEARNERS.items():
+        if "resolve" in vars(cls):
+            assert (vars(cls)["resolve"].__func__.__doc__ or "").strip(), name

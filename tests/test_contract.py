@@ -4,9 +4,9 @@ The registry is read at test time, so learners added later are covered without e
 file. Each learner is paired with a compatible environment: the natural one for its class
 attributes (``action_arity`` 2: ``dueling`` / ``contextual_dueling``; ``needs_features``:
 ``linear`` / ``logistic`` / ``nonlinear``; else ``bernoulli``), then every other registered one,
-keeping the first that the config layer accepts (``check_spec``) and that traces (learners that
-need environment-specific signals raise ``ConfigError`` while tracing). ``EXPLICIT_ENVS`` pins a
-learner that cannot be paired this way.
+keeping the first that the config layer accepts (``check_spec``: arity, features, rewards, and the
+feedback extras and expected rewards a learner declares it needs) and that traces.
+``EXPLICIT_ENVS`` pins a learner that cannot be paired this way.
 
 With its default hyper-parameters, ``init``, ``act`` and ``update`` are each ``jit``-compiled
 over a ``vmap`` of 2 runs (once per learner; with ``tests.reference.cheap_jit``, low XLA
@@ -208,9 +208,9 @@ def pair(name: str):
         try:
             group = config_lib.build(config).groups[0]
             learner = group.learner
-            # Trace (no compile) the environment and the learner on its outputs: learners
-            # needing signals this environment lacks raise ConfigError here, and the next
-            # environment is tried.
+            # Trace (no compile) the environment and the learner on its outputs (a learner
+            # needing signals this environment lacks was refused by build: the next
+            # environment is tried).
             obs, feedback = jax.eval_shape(env_rollout(group.env), *env_inputs(group))
             static = {s.name: getattr(learner, s.name) for s in learner_cls.static_settings()}
             spec = dataclasses.replace(group.env.spec, feedback_size=int(feedback.mask.shape[1]))

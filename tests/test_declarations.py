@@ -37,7 +37,7 @@ def example_learner(tmp_path, monkeypatch):
     module = importlib.import_module("my_learners")
     name = next(n for n, cls in LEARNERS.items() if cls.__module__ == "my_learners")
     yield name, module
-    LEARNERS._entries.pop(name, None)
+    LEARNERS.unregister(name)
     sys.modules.pop("my_learners", None)
 
 

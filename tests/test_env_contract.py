@@ -12,7 +12,8 @@ t every run plays arm t mod K (pairs (t mod K, (t + 1) mod K) for dueling enviro
 arm is played and the runs differ by their keys only. Checked:
 - shapes and dtypes match the declared ``EnvSpec``: observation features [K, d]; a ``Feedback``
   batch of ``feedback_size`` items with [B] or [B, action_arity] actions, [B, action_arity, d]
-  features, [B] rewards, rounds, extras and a boolean mask;
+  features, [B] rewards, rounds, extras and a boolean mask; the extras are the declared
+  ``feedback_extras`` and the expected rewards are filled iff ``expected_rewards`` says so;
 - the per-round pseudo-regret is finite and >= 0 (so the cumulative regret never decreases), and
   every metric is finite;
 - the mask marks exactly the real items: an immediate environment returns one valid item, the
@@ -167,6 +168,12 @@ def test_shapes_match_the_spec(label, table):
         assert np.shape(getattr(feedback, name)) == lead + (size,), f"{label}: feedback.{name}"
     for name, value in feedback.extras.items():
         assert np.shape(value) == lead + (size,), f"{label}: feedback.extras[{name!r}]"
+    # What the spec declares it provides is what it provides (learners are checked against it
+    # at config time, ``Learner.check_spec``).
+    assert set(feedback.extras) == set(spec.feedback_extras), (
+        f"{label}: feedback extras {sorted(feedback.extras)}, declared {spec.feedback_extras}")
+    assert (obs.expected_rewards is not None) == spec.expected_rewards, (
+        f"{label}: Observation.expected_rewards and EnvSpec.expected_rewards disagree")
     assert np.asarray(feedback.mask).dtype == np.bool_, f"{label}: the mask is not boolean"
     assert np.asarray(feedback.reward).dtype == np.float32
     assert np.shape(info.regret) == lead

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis.bounds import regret_exponent
+from analysis.fits import regret_exponent
 from bandits import linalg
 from bandits.core import LEARNERS
 from envs.core import ENVS, ConfigError, Feedback, Observation

@@ -19,7 +19,7 @@ import pytest
 
 from envs.core import ConfigError
 from experiments import config as config_lib
-from experiments.runner import _pad_runs, default_chunk, record_grid, simulate
+from experiments.runner import default_chunk, pad_runs, record_grid, simulate
 from tests.reference import run_alone
 
 
@@ -177,10 +177,10 @@ def test_runs_differ_and_instances_are_shared_by_seeds(group, reference_result):
 
 def test_pad_runs_repeats_the_first_run():
     tree = {"a": np.arange(3), "b": np.arange(6).reshape(3, 2)}
-    padded = _pad_runs(tree, 5)
+    padded = pad_runs(tree, 5)
     np.testing.assert_array_equal(padded["a"], [0, 1, 2, 0, 0])
     np.testing.assert_array_equal(padded["b"][3:], [[0, 1], [0, 1]])
-    np.testing.assert_array_equal(_pad_runs(tree, 3)["a"], tree["a"])     # nothing to pad
+    np.testing.assert_array_equal(pad_runs(tree, 3)["a"], tree["a"])     # nothing to pad
 
 
 def test_run_keys_depend_only_on_seed_and_instance():

@@ -330,7 +330,6 @@ def test_launch_settings_from_flags_and_environment(monkeypatch):
 def _chunk_memory(horizon: int) -> tuple[int, int]:
     """(bytes of the carried state, bytes the compiled chunk needs) for 1,000 UCB1 runs."""
     import jax
-    import jax.numpy as jnp
     from experiments.runner import Simulation
     config = {"run": {"horizon": horizon, "seeds": 1000, "record": 20},
               "env": {"name": "bernoulli", "K": 10}, "learner": [{"name": "ucb1"}]}
@@ -341,7 +340,8 @@ def _chunk_memory(horizon: int) -> tuple[int, int]:
     carry, consts = sim.initial(group.run_keys, group.instance_keys, group.env_settings,
                                 group.hparams)
     state = sum(x.nbytes for x in jax.tree_util.tree_leaves(carry))
-    analysis = sim._chunk.lower(carry, consts, jnp.int32(0), 100).compile().memory_analysis()
+    compiled, _ = sim.compile(carry, consts)
+    analysis = compiled[100].memory_analysis()
     needed = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes
               + analysis.temp_size_in_bytes - analysis.alias_size_in_bytes)
     return state, needed

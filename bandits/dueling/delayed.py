@@ -59,14 +59,24 @@ from envs import delay_laws as delay_lib
 from envs.core import Array, Feedback, Observation, Setting
 
 
+def _environment_delay_dist(values: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """The delay wrapper's ``dist``; without a wrapper the learner is told there is no delay
+    (fixed, d = 0)."""
+    return context.get("env", {}).get("delay.dist", "fixed")
+
+
 def _delay_law_settings() -> tuple[Setting, ...]:
     """``envs.delay.delay_settings()`` renamed delay_*, every one defaulting to the env's."""
     out = []
     for s in delay_lib.delay_settings():
         doc = ("ipw = 'known': the delay law the learner is told -- " + s.doc
                + " (default: the environment's [env.delay] value)")
+        # The law's family is static, known when the config is settled (the static settings of
+        # the environment's wrapper); its numbers may be swept, so they follow run by run
+        # (``from_environment``).
+        default_from = _environment_delay_dist if s.name == "dist" else None
         out.append(dataclasses.replace(s, name="delay_" + s.name, default=None, optional=True,
-                                       doc=doc))
+                                       doc=doc, default_from=default_from))
     out.append(Setting("delay_window", None, "ipw = 'known': the censoring window the learner "
                        "is told (default: the environment's)", low=0.0, optional=True))
     return tuple(out)
@@ -88,7 +98,8 @@ DELAY_SETTINGS = (
             low=1.0),
     Setting("delay_bins", None, "ipw = 'estimated': elapsed rounds tracked by the delay "
             "estimate (static; default min(horizon, 1024))", kind=int, static=True, low=1,
-            optional=True),
+            optional=True, default_from=lambda values, context: int(min(context["horizon"],
+                                                                        1024))),
 ) + DELAY_LAW_SETTINGS
 
 
@@ -105,17 +116,6 @@ class DelayAware:
             self.delay_dist = "fixed"
         if self.delay_bins is None:
             self.delay_bins = int(min(self.horizon, 1024))
-
-    @classmethod
-    def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
-        values = dict(super().resolve(values, context))
-        if values.get("delay_bins") is None:
-            values["delay_bins"] = int(min(context["horizon"], 1024))
-        if values.get("delay_dist") is None:
-            env = context.get("env", {})
-            # No delay wrapper: the learner is told there is no delay (fixed, d = 0).
-            values["delay_dist"] = env.get("delay.dist", "fixed")
-        return values
 
     @classmethod
     def from_environment(cls, values: dict, env_values: Mapping[str, Any]) -> dict:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from bandits import glm, linalg
-from bandits.core import random_argmax, register_learner, tree_where
+from bandits.core import random_argmax, register_learner, the_horizon, tree_where
 from bandits.dueling.common import DelayEstimate, _PairLearner, make_pair
 from bandits.theory import Theory
 from envs.core import Array, Feedback, Setting
@@ -56,7 +56,8 @@ GLM_SETTINGS = (
     Setting("refit_every", 1, "refit the MLE every this many rounds (static: a real branch on "
             "the round index)", kind=int, static=True, low=1),
     Setting("capacity", None, "history buffer size (default: the horizon; the oldest items are "
-            "overwritten when it is full)", kind=int, static=True, low=1, optional=True),
+            "overwritten when it is full)", kind=int, static=True, low=1, optional=True,
+            default_from=the_horizon),
 )
 
 
@@ -67,12 +68,6 @@ class _LinearDueling(_PairLearner):
     settings = (ALPHA,) + GLM_SETTINGS
     iterations: int
     capacity: int | None
-
-    @classmethod
-    def resolve(cls, values, context):
-        if values.get("capacity") is None:
-            values = dict(values, capacity=int(context["horizon"]))
-        return values
 
     def init(self, key, hparams) -> LinearDuelingState:
         d = self.spec.feature_dim
@@ -161,6 +156,12 @@ class MaxInP(_LinearDueling):
         return make_pair(flat // k, flat % k)
 
 
+def colstim_scale(context) -> float:
+    """sqrt(d ln T) (ln T at least ln 2): the default of CoLSTIM's c1 and of its Gumbel
+    threshold (see the module docstring)."""
+    return math.sqrt(context["feature_dim"] * math.log(max(context["horizon"], 2)))
+
+
 @register_learner("colstim")
 class CoLSTIM(_LinearDueling):
     """CoLSTIM (Bengs, Saha and Hullermeier 2022, Algorithm 1)."""
@@ -168,19 +169,12 @@ class CoLSTIM(_LinearDueling):
 
     settings = (
         Setting("alpha", None, "width multiplier c1 of the second arm (default sqrt(d ln T))",
-                low=0.0, optional=True),
+                low=0.0, optional=True, default_from=lambda values, context: colstim_scale(
+                    context)),
         Setting("threshold", None, "clipping threshold of the Gumbel perturbation (default "
-                "sqrt(d ln T))", low=0.0, optional=True),
+                "sqrt(d ln T))", low=0.0, optional=True,
+                default_from=lambda values, context: colstim_scale(context)),
     ) + GLM_SETTINGS
-
-    @classmethod
-    def resolve(cls, values, context):
-        values = dict(super().resolve(values, context))
-        default = math.sqrt(context["feature_dim"] * math.log(max(context["horizon"], 2)))
-        for name in ("alpha", "threshold"):
-            if values.get(name) is None:
-                values[name] = default
-        return values
 
     def select(self, key, theta, inverse, features, hparams):
         noise_key, first_key, second_key = jax.random.split(key, 3)
