@@ -189,44 +189,51 @@ def test_import_banditjax_exposes_the_api():
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", banditjax.__version__)
 
 
-def test_api_runs_a_class_passed_directly_in_memory(outside, clean_registries):
+def readme_api_example() -> str:
+    """The README's notebook learner passed to ``banditjax.run`` ("Running your own code")."""
+    section = (ROOT / "README.md").read_text().split("### Running your own code")[1]
+    return next(block for block in re.findall(r"```python\n(.*?)```", section, re.S)
+                if "banditjax.run(" in block)
+
+
+def test_api_runs_a_class_passed_directly_in_memory(clean_registries, capsys):
     import matplotlib.figure
 
     import banditjax
     from bandits.core import LEARNERS
     namespace: dict = {}
-    exec(compile(readme_example().replace('@register_learner("optimistic_greedy")\n', ""),
-                 "example", "exec"), namespace)
-    learner = namespace["OptimisticGreedy"]
-    assert "optimistic_greedy" not in LEARNERS
-    config = dict(SMALL, learner=[{"name": "optimistic_greedy", "bonus": [0.5, 2.0]},
-                                  {"name": "ucb1"}])
-    results = banditjax.run(config, learners=[learner])
-    assert "optimistic_greedy" not in LEARNERS             # registered for the call only
+    exec(compile(readme_api_example(), "README", "exec"), namespace)   # runs it, as written
+    assert "greedy_bonus" not in LEARNERS                  # registered for the call only
+    results, learner = namespace["results"], namespace["GreedyBonus"]
+    assert "greedy_bonus (bonus=0.5)" in capsys.readouterr().out      # it printed the table
     assert results.out is None
     frame = results.frame
-    assert set(frame["learner"]) == {"optimistic_greedy", "ucb1"}
-    assert frame.groupby("setting")["run"].nunique().to_dict() == {
-        "optimistic_greedy (bonus=0.5)": 4, "optimistic_greedy (bonus=2)": 4, "ucb1": 4}
-    assert results.meta["agent_steps"] == 12 * 150
+    assert set(frame["learner"]) == {"greedy_bonus", "ucb1"}
+    runs = frame.groupby("setting")["run"].nunique().to_dict()
+    assert runs == {"greedy_bonus (bonus=0.5)": 10, "greedy_bonus (bonus=2)": 10, "ucb1": 10}
+    assert results.meta["agent_steps"] == 30 * 1000
     summary = results.summary()
-    assert list(summary["setting"]) == ["optimistic_greedy (bonus=0.5)",
-                                        "optimistic_greedy (bonus=2)", "ucb1"]
-    final = frame[frame["t"] == 150].groupby("setting")["regret"]
+    final = frame[frame["t"] == 1000].groupby("setting")["regret"]
+    assert list(summary["setting"]) == ["greedy_bonus (bonus=0.5)", "greedy_bonus (bonus=2)",
+                                        "ucb1"]
     assert summary.set_index("setting")["regret_mean"].to_dict() == pytest.approx(
         final.mean().to_dict())
     table = results.table()
     assert list(table["mean"]) == sorted(final.mean())
     half = table.set_index("setting")["ci95"]
     assert half.to_dict() == pytest.approx((1.959963984540054 * final.std()
-                                            / 2.0).to_dict())       # sqrt(4 runs) = 2
+                                            / 10 ** 0.5).to_dict())
     figure = results.plot(logy=True)
     assert isinstance(figure, matplotlib.figure.Figure)
     assert figure.axes[0].get_yscale() == "log" and len(figure.axes[0].get_lines()) == 3
     # The class itself as the table's name: checked as that class (its bonus must be >= 0).
     with pytest.raises(ConfigError, match=r"learner\[0\]\.bonus = -1.0: out of range"):
         banditjax.run(dict(SMALL, learner=[{"name": learner, "bonus": -1.0}]))
-    assert "optimistic_greedy" not in LEARNERS
+    # By its snake-case name with learners=[...].
+    with pytest.raises(ConfigError, match=r"learner\[0\]\.bonus = -2.0: out of range"):
+        banditjax.run(dict(SMALL, learner=[{"name": "greedy_bonus", "bonus": -2.0}]),
+                      learners=[learner])
+    assert "greedy_bonus" not in LEARNERS
 
 
 def test_api_writes_a_folder_the_cli_reads(outside, clean_registries, capsys):
