@@ -174,6 +174,17 @@ def test_a_missing_import_names_the_file_or_module(tmp_path, clean_registries, c
     assert "no module named 'no_such_package'" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_results_folder_whose_recorded_import_moved_says_so(tmp_path, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "config.toml").write_text('[run]\nimports = ["/nowhere/my_learners.py"]\n')
+    for command in ("plot", "bounds"):
+        assert cli.main([command, str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+        assert "run.imports names '/nowhere/my_learners.py', which does not exist" in err
+
+
 # ---------------------------------------------------------------------------------------------
 # The Python API.
 # ---------------------------------------------------------------------------------------------
@@ -218,11 +229,16 @@ def test_api_runs_a_class_passed_directly_in_memory(clean_registries, capsys):
                                         "ucb1"]
     assert summary.set_index("setting")["regret_mean"].to_dict() == pytest.approx(
         final.mean().to_dict())
-    table = results.table()
-    assert list(table["mean"]) == sorted(final.mean())
-    half = table.set_index("setting")["ci95"]
-    assert half.to_dict() == pytest.approx((1.959963984540054 * final.std()
-                                            / 10 ** 0.5).to_dict())
+    table = results.table().set_index("setting")
+    assert table["regret_mean"].to_dict() == pytest.approx(final.mean().to_dict())
+    assert table["regret_ci95"].to_dict() == pytest.approx((1.959963984540054 * final.std()
+                                                             / 10 ** 0.5).to_dict())
+    assert set(table["runs"]) == {10} and set(table["t"]) == {1000}
+    early = results.table(at=500).set_index("setting")        # the last recorded t <= 500
+    recorded = frame.loc[frame["t"] <= 500, "t"].max()
+    assert set(early["t"]) == {recorded} and recorded < 1000
+    assert early["regret_mean"].to_dict() == pytest.approx(
+        frame[frame["t"] == recorded].groupby("setting")["regret"].mean().to_dict())
     figure = results.plot(logy=True)
     assert isinstance(figure, matplotlib.figure.Figure)
     assert figure.axes[0].get_yscale() == "log" and len(figure.axes[0].get_lines()) == 3
