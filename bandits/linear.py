@@ -201,7 +201,9 @@ class LinTS(RidgeLearner):
 
 @register_learner("linear_epsilon_greedy")
 class LinearEpsilonGreedy(EpsilonExploration, RidgeLearner):
-    """Greedy on the ridge estimate, a uniform arm with probability epsilon_t."""
+    """Epsilon-greedy on the ridge estimate (Sutton and Barto 2018, sec. 2.2, linear model).
+
+    A uniform arm with probability epsilon_t, else the greedy arm."""
     theory = Theory("sqrt")
 
     settings = EpsilonExploration.exploration_settings + (REGULARISER, MODEL, COMPENSATED)

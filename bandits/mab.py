@@ -88,6 +88,8 @@ class Uniform(IndexPolicy):
 
 @register_learner("epsilon_greedy")
 class EpsilonGreedy(EpsilonExploration, IndexPolicy):
+    """Epsilon-greedy (Sutton and Barto 2018, sec. 2.2; decaying: Auer et al. 2002, sec. 3)."""
+
     colour = "#DDCC77"
     settings = EpsilonExploration.exploration_settings
 
@@ -106,8 +108,9 @@ class CommitState:
 
 @register_learner("etc")
 class ExploreThenCommit(Learner):
-    """Lattimore and Szepesvari (2020), Algorithm 1: A_t = (t mod K) + 1 for t <= m K (1-based),
-    then argmax_i mu_i(m K) for ever.
+    """Explore-then-commit (Lattimore and Szepesvari 2020, Algorithm 1).
+
+    A_t = (t mod K) + 1 for t <= m K (1-based), then argmax_i mu_i(m K) for ever.
 
     Exploration goes by plays (the round index ``obs.t``), commitment by observations: the arm is
     chosen in the first ``update`` after which every arm has been observed at least m times and is
@@ -149,6 +152,8 @@ class ExploreThenCommit(Learner):
 
 @register_learner("ucb1")
 class UCB1(IndexPolicy):
+    """UCB1: mean + sqrt(c ln t / n) (Auer, Cesa-Bianchi and Fischer 2002, fig. 1)."""
+
     theory = Theory("logarithmic", ucb1_upper)
     colour = "#0072B2"
     settings = (Setting("c", 2.0, "exploration constant in mean + sqrt(c ln t / n)", low=0.0),)
@@ -161,6 +166,8 @@ class UCB1(IndexPolicy):
 
 @register_learner("ucb_v")
 class UCBV(IndexPolicy):
+    """UCB-V, the empirical-variance index (Audibert, Munos and Szepesvari 2009, eq. 2)."""
+
     theory = Theory("logarithmic")
     colour = "#88CCEE"
 
@@ -182,6 +189,8 @@ class UCBV(IndexPolicy):
 
 @register_learner("moss")
 class MOSS(IndexPolicy):
+    """MOSS, the horizon-aware minimax index (Audibert and Bubeck 2009, eq. 4)."""
+
     theory = Theory("logarithmic")
     colour = "#CC79A7"
 
@@ -222,6 +231,8 @@ def kl_upper_bound(mean: Array, level: Array, iterations: int) -> Array:
 
 @register_learner("klucb")
 class KLUCB(IndexPolicy):
+    """KL-UCB for Bernoulli rewards (Garivier and Cappe 2011, eq. 3), by bisection."""
+
     theory = Theory("logarithmic")
     colour = "#D55E00"
     needs_bounded_rewards = True
@@ -241,6 +252,8 @@ class KLUCB(IndexPolicy):
 
 @register_learner("thompson")
 class BetaThompson(IndexPolicy):
+    """Beta-Bernoulli Thompson sampling (Agrawal and Goyal 2012, Algorithm 1)."""
+
     theory = Theory("logarithmic")
     colour = "#009E73"
     needs_bounded_rewards = True
@@ -257,6 +270,8 @@ class BetaThompson(IndexPolicy):
 
 @register_learner("gaussian_thompson")
 class GaussianThompson(IndexPolicy):
+    """Gaussian Thompson sampling (Agrawal and Goyal 2013, Algorithm 2)."""
+
     theory = Theory("logarithmic")
     index_uses_key = True
     settings = (Setting("sigma", 1.0, "assumed reward noise standard deviation", low=0.0,
@@ -291,6 +306,8 @@ class _Exponential(Learner):
 
 @register_learner("exp3")
 class EXP3(_Exponential):
+    """EXP3 for adversarial bandits (Auer, Cesa-Bianchi, Freund and Schapire 2002, fig. 1)."""
+
     theory = Theory("sqrt", exp3_upper)
     colour = "#E69F00"
     settings = (Setting("gamma", None, "exploration rate in (0, 1] (default: Corollary 3.2)",
@@ -313,6 +330,8 @@ class EXP3(_Exponential):
 
 @register_learner("exp3_ix")
 class EXP3IX(_Exponential):
+    """EXP3-IX, implicit exploration (Neu 2015, "Explore no more", Algorithm 1)."""
+
     theory = Theory("sqrt")
     settings = (
         Setting("eta", None, "learning rate (default sqrt(2 ln K / (K T)))", low=0.0,
@@ -341,6 +360,8 @@ class EliminationState:
 
 @register_learner("successive_elimination")
 class SuccessiveElimination(Learner):
+    """Successive elimination (Even-Dar, Mannor and Mansour 2006, Algorithm 3)."""
+
     theory = Theory("logarithmic")
     needs_bounded_rewards = True
     settings = (Setting("delta", 0.05, "failure probability of the confidence bounds",

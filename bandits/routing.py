@@ -76,7 +76,9 @@ class BudgetedState:
 
 @register_learner("budgeted_linucb")
 class BudgetedLinUCB(RidgeLearner):
-    """LinUCB with a cost regression and a paced Lagrange multiplier on cost."""
+    """LinUCB with a cost regression and a paced multiplier (Agrawal and Devanur 2016).
+
+    The multiplier follows the pacing update of Balseiro and Gur (2019)."""
     colour = "#882255"
 
     model = "disjoint"

@@ -180,8 +180,10 @@ class Setting:
         choice of variant); static settings are fixed at trace time, so a sweep over one compiles
         once per value. Dynamic settings become arrays and a sweep over them is a ``vmap``.
     kind: float, int, bool, str or "vector" (a list of numbers, e.g. arm means).
-    default_from: for a default that follows the horizon or the environment (``default`` None):
-        ``default_from(values, context)`` gives the value when none is given. ``context`` holds
+    default_from: for a default that follows the horizon, the environment or another setting:
+        ``default_from(values, context)`` gives the value when none is given (the config layer
+        then ignores ``default``, which is what a direct construction and ``banditjax list``
+        use; e.g. K from the length of ``means``). ``context`` holds
         ``horizon`` (learners also get ``num_arms``, ``feature_dim`` and ``env``, the static
         environment settings); ``values`` the other settings, those declared earlier already
         filled. Applied by ``Configurable.settle`` (docs/design.md, "From a config table to
@@ -346,7 +348,11 @@ class Registry:
 
     def register(self, name: str) -> Callable[[type], type]:
         def decorate(cls: type) -> type:
-            if name in self._entries:
+            known = self._entries.get(name)
+            # The same class defined again (a notebook cell run twice, a module re-imported)
+            # replaces itself; another class under a taken name is an error.
+            if known is not None and (known.__module__, known.__qualname__) != (
+                    cls.__module__, cls.__qualname__):
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             cls.name = name
             self._entries[name] = cls
@@ -359,6 +365,10 @@ class Registry:
             hint = closest(str(name), sorted(self._entries))
             raise ConfigError(f"{where} = {name!r}: unknown {self.kind}{hint}; known: {known}")
         return self._entries[name]
+
+    def unregister(self, name: str) -> None:
+        """Forgets ``name`` (a class registered for one call, ``banditjax.run(learners=...)``)."""
+        self._entries.pop(name, None)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

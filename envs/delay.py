@@ -108,7 +108,9 @@ METRICS = ("delay_sent", "delay_arrived", "delay_total", "delay_censored", "buff
 
 @register_wrapper("delay")
 class Delayed(Environment):
-    """Delays (and censors) the feedback of ``env``; see the module docstring."""
+    """Delayed, censored feedback (Joulani et al. 2013; Vernade et al. 2017, 2020) of ``env``.
+
+    The model and the ring buffer are in the module docstring."""
 
     settings = delay_settings() + (
         Setting("window", math.inf, "censoring window W: feedback with delay > W never arrives "

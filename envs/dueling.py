@@ -106,7 +106,9 @@ def condorcet_winner(preferences: np.ndarray) -> int | None:
 
 @register_env("dueling")
 class Dueling(_DuelingEnvironment):
-    """K arms, a preference matrix with a Condorcet winner; pairs in, duel outcomes out."""
+    """K-armed dueling bandit with a Condorcet winner (Yue et al. 2012; Zoghi et al. 2014).
+
+    Pairs in, duel outcomes out."""
 
     settings = (
         Setting("K", 10, "number of arms", kind=int, static=True, low=2),
@@ -232,7 +234,9 @@ def _unit(x: Array) -> Array:
 
 @register_env("contextual_dueling")
 class ContextualDueling(_DuelingEnvironment):
-    """K arms with fresh features each round; P(i beats j) = sigmoid(f(x_i) - f(x_j))."""
+    """Contextual dueling: P(i beats j) = sigmoid(f(x_i) - f(x_j)) (Saha 2021; Bengs et al. 2022).
+
+    K arms with fresh features each round."""
 
     settings = (
         Setting("K", 10, "arms per round", kind=int, static=True, low=2),

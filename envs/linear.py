@@ -74,10 +74,17 @@ class LinearState:
 
 
 
+def _dimension_from_theta(values: Mapping[str, Any], context: Mapping[str, Any]) -> int:
+    """d when not given: the length of ``theta``, else 8."""
+    return len(values["theta"]) if values.get("theta") is not None else 8
+
+
 def _settings(theta_norm_default: float) -> tuple[Setting, ...]:
     return (
         Setting("K", 10, "number of arms", kind=int, static=True, low=2),
-        Setting("d", 8, "context (feature) dimension", kind=int, static=True, low=1),
+        Setting("d", 8, "context (feature) dimension (default: the length of theta when it "
+                "is given, else 8)", kind=int, static=True, low=1,
+                default_from=_dimension_from_theta),
         Setting("model", "shared", "'shared': one theta, per-arm features; 'disjoint': one "
                 "shared context, one theta per arm", kind=str, static=True, choices=MODELS),
         Setting("context", "sphere", "context distribution: 'sphere' (uniform on the unit "
@@ -184,7 +191,7 @@ class _LinearModel(Environment):
 
 @register_env("linear")
 class LinearBandit(_LinearModel):
-    """r = <theta_a, x_a> + noise * N(0, 1)."""
+    """r = <theta_a, x_a> + noise * N(0, 1) (Li et al. 2010; Abbasi-Yadkori et al. 2011)."""
 
     settings = _settings(1.0) + (
         Setting("noise", 0.1, "reward noise standard deviation (sigma; the R of OFUL)",
@@ -205,7 +212,9 @@ class LinearBandit(_LinearModel):
 
 @register_env("logistic")
 class LogisticBandit(_LinearModel):
-    """r ~ Bernoulli(sigmoid(<theta_a, x_a>)); regret on the probability scale."""
+    """r ~ Bernoulli(sigmoid(<theta_a, x_a>)) (Filippi et al. 2010; Li, Lu and Zhou 2017).
+
+    Regret is measured on the probability scale."""
 
     settings = _settings(3.0)
 

@@ -45,9 +45,15 @@ class MABState:
 GENERATORS = ("fixed", "uniform", "gap", "linspace")
 
 
+def _arms_from_means(values: Mapping[str, Any], context: Mapping[str, Any]) -> int:
+    """K when not given: one arm per value of ``means``, else 10."""
+    return len(values["means"]) if values.get("means") is not None else 10
+
+
 def _common_settings(mean_low: float | None, mean_high: float | None) -> tuple[Setting, ...]:
     return (
-        Setting("K", 10, "number of arms", kind=int, static=True, low=2),
+        Setting("K", 10, "number of arms (default: the length of means when they are given, "
+                "else 10)", kind=int, static=True, low=2, default_from=_arms_from_means),
         Setting("generator", None, "how arm means are made: " + ", ".join(GENERATORS)
                 + " (default: 'fixed' when means are given, else 'uniform')",
                 kind=str, static=True, choices=GENERATORS, optional=True),
@@ -139,7 +145,7 @@ class _StochasticMAB(Environment):
 
 @register_env("bernoulli")
 class BernoulliBandit(_StochasticMAB):
-    """K arms paying 1 with probability mu_a and 0 otherwise."""
+    """K arms paying 1 with probability mu_a, else 0 (Lattimore and Szepesvari 2020, ch. 4)."""
 
     settings = _common_settings(0.0, 1.0)
     reward_family = "bernoulli"
@@ -158,7 +164,7 @@ class BernoulliBandit(_StochasticMAB):
 
 @register_env("gaussian")
 class GaussianBandit(_StochasticMAB):
-    """K arms paying mu_a + sigma * N(0, 1)."""
+    """K arms paying mu_a + sigma * N(0, 1) (Lattimore and Szepesvari 2020, ch. 4)."""
 
     settings = _common_settings(None, None) + (
         Setting("sigma", 1.0, "reward noise standard deviation", low=0.0, low_open=True),)

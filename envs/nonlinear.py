@@ -100,7 +100,9 @@ def reward_function(function: str, params: NonlinearParams, x: Array) -> Array:
 
 @register_env("nonlinear")
 class NonlinearBandit(Environment):
-    """r = h(x_a) + noise * N(0, 1), h a quadratic, cosine or random-network function."""
+    """r = h(x_a) + noise * N(0, 1), the test problems of NeuralUCB/NeuralTS (Zhou et al. 2020).
+
+    h is a quadratic, cosine or random-network function."""
 
     settings = (
         Setting("K", 4, "number of arms", kind=int, static=True, low=2),

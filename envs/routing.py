@@ -321,7 +321,9 @@ _SCALARS = ("specialisation", "difficulty_mean", "difficulty_signal", "difficult
 
 @register_env("routing")
 class Routing(Environment):
-    """LLM routing: arms are (model, test-time budget) pairs; objective quality - lambda cost."""
+    """LLM routing over (model, test-time budget) arms, an IRT quality model (Song et al. 2025).
+
+    The objective is quality - lambda * normalised cost."""
 
     settings = _settings()
     metrics = (REGRET, Metric("quality", "mean quality up to t", better="higher"),

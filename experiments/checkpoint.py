@@ -31,7 +31,7 @@ from experiments.runner import GroupProgress
 
 FORMAT = 1
 # Settings that change neither a run's numbers nor the checkpoint's layout.
-IGNORED_RUN_SETTINGS = ("devices", "checkpoint_every")
+IGNORED_RUN_SETTINGS = ("devices", "checkpoint_every", "checkpoint_minutes", "imports")
 
 
 @dataclasses.dataclass
@@ -58,7 +58,8 @@ class ExperimentState:
 def fingerprint_config(config: Mapping) -> tuple[str, dict]:
     """(sha256, the part of the resolved config that determines the results).
 
-    run.devices and run.checkpoint_every are left out (they change no number), and so is [plot].
+    run.devices, run.checkpoint_every, run.checkpoint_minutes and run.imports (where the
+    learners' code is, however the path is spelled) are left out, and so is [plot].
     """
     run = {k: v for k, v in dict(config.get("run", {})).items() if k not in IGNORED_RUN_SETTINGS}
     relevant = {"run": run, "env": config.get("env"), "learner": config.get("learner")}

@@ -1,35 +1,48 @@
 """The ``banditjax`` command line: run, plot, table, list, bounds and bench.
 
-User errors (bad configs, unknown names, existing output folders) print one ``error:`` line and
-exit with status 2, without a traceback.
+User errors (bad configs, unknown names, existing output folders, a failing ``--import``) print
+one ``error:`` line and exit with status 2, without a traceback. User modules (``--import``,
+``[run] imports``, those a results folder's config.toml records) are imported before anything
+reads the registries (``experiments/user_code.py``).
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from envs.core import ConfigError
+from experiments import user_code
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from analysis.metrics import declared_metrics, final_summary, format_table, with_arm_labels
     from experiments import config as config_lib
     from experiments import distributed
-    from experiments.experiment import prepare_out_dir, prepare_resume, run_experiment
+    from experiments.experiment import (prepare_out_dir, prepare_resume, run_experiment,
+                                        warnings_before)
 
     # Before anything touches JAX: join the other processes of a multi-host run.
     distributed.initialize(distributed.launch_settings(
         args.coordinator, args.num_processes, args.process_id))
     config = config_lib.load(args.config, args.set or [])
+    if args.imports:
+        run_table = config.setdefault("run", {})
+        run_table["imports"] = list(user_code.check_list(run_table.get("imports", []))) + [
+            user_code.resolve(spec) for spec in args.imports]
     if args.logx:
         config.setdefault("plot", {})["logx"] = True
     if args.devices is not None:
         config.setdefault("run", {})["devices"] = args.devices
     if args.checkpoint_every is not None:
         config.setdefault("run", {})["checkpoint_every"] = args.checkpoint_every
+    if args.checkpoint_minutes is not None:
+        config.setdefault("run", {})["checkpoint_minutes"] = args.checkpoint_minutes
     experiment = config_lib.build(config)          # every check happens here, before tracing
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+    for line in warnings_before(experiment):
+        print(f"warning: {line}", file=sys.stderr)
     created = not out.exists()
     if args.resume:
         prepare_resume(out)
@@ -39,6 +52,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         frame, meta = run_experiment(experiment, out, progress=not args.quiet,
                                      resume=args.resume)
+    except KeyboardInterrupt:
+        print(interrupted_message(args, out), file=sys.stderr)
+        return 130
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()                            # a run that failed before writing anything
@@ -58,6 +74,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {out / 'results.parquet'}")
     print(f"plot:    {out / 'regret.png'}")
     return 0
+
+
+def resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The command line that continues this run: the same one, with --resume for --force and
+    the --out folder spelled out."""
+    argv = [a for a in getattr(args, "argv", sys.argv[1:]) if a not in ("--force", "--resume")]
+    if args.out is None:
+        argv += ["--out", str(out)]
+    return "banditjax " + shlex.join(argv + ["--resume"])
+
+
+def interrupted_message(args: argparse.Namespace, out: Path) -> str:
+    """What Ctrl-C prints: how to continue from the checkpoint, or that there is none yet."""
+    if any(Path(out).glob("checkpoint*")):
+        return (f"interrupted; the checkpoint in {str(out)!r} keeps the run up to its last "
+                f"save. Continue it with:\n  {resume_command(args, out)}")
+    return (f"interrupted before the first checkpoint (run.checkpoint_every chunks or "
+            f"run.checkpoint_minutes), so there is nothing to resume; run the command again "
+            f"(with --force if {str(out)!r} holds files)")
 
 
 def _read_results(folder: Path):
@@ -112,37 +147,84 @@ def _cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe_registries() -> str:
-    """Every environment, wrapper and learner with its settings and defaults."""
+def description(cls: type) -> str:
+    """The first line of a class's docstring (its one-line description, with its paper)."""
+    lines = (cls.__doc__ or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def runs_on(learner: type, environments: dict) -> list[str]:
+    """The environments (default settings) whose spec the learner's ``check_spec`` accepts."""
+    out = []
+    for name, env in environments.items():
+        try:
+            learner.check_spec(env.spec, "learner")
+        except ConfigError:
+            continue
+        out.append(name)
+    return out
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return not patterns or any(p.lower() in name.lower() for p in patterns)
+
+
+def describe_registries(patterns: list[str] = (), settings: bool | None = None) -> str:
+    """Every environment, wrapper and learner whose name contains one of ``patterns``
+    (case-insensitive; all when none): one line each with its description, and for a learner
+    the environments it runs on; with ``settings`` (default: when filtered) each setting with its
+    default, allowed values and whether a sweep over it is free or compiles once per value."""
     import bandits  # noqa: F401
     import envs  # noqa: F401
     from bandits.core import LEARNERS
     from envs.core import ENVS, WRAPPERS
+    from experiments.config import default_environments
 
-    lines = []
+    patterns = list(patterns)
+    settings = bool(patterns) if settings is None else settings
+    environments = default_environments()
+    lines, found = [], 0
     for title, registry in (("Environments", ENVS), ("Environment wrappers ([env.<name>])",
                                                       WRAPPERS), ("Learners", LEARNERS)):
+        entries = [(n, c) for n, c in registry.items() if _matches(n, patterns)]
+        if not entries:
+            continue
+        found += len(entries)
         lines.append(f"{title}:")
-        for name, cls in registry.items():
-            summary = (cls.__doc__ or "").strip().splitlines()
-            lines.append(f"  {name}" + (f": {summary[0]}" if summary else ""))
+        for name, cls in entries:
+            text = description(cls)
+            if registry is LEARNERS:
+                text += f"  [runs on: {', '.join(runs_on(cls, environments)) or 'none'}]"
+            lines.append(f"  {name}: {text.strip()}")
+            if not settings:
+                continue
             for s in cls.settings:
                 tag = "static" if s.static else "sweepable"
                 default = "none" if s.default is None else repr(s.default)
                 lines.append(f"      {s.name} = {default}  [{s.describe_range()}; {tag}]  "
                              f"{s.doc}")
         lines.append("")
+    if not found:
+        known = ENVS.names() + WRAPPERS.names() + LEARNERS.names()
+        from envs.core import closest
+        raise ConfigError(f"list: nothing is named like {' or '.join(map(repr, patterns))}"
+                          f"{closest(patterns[0], known)}; known: {', '.join(known)}")
+    if not settings:
+        lines.append("Settings: banditjax list NAME (or --settings); learners run on the "
+                     "environments listed (their default settings; wrappers such as delay "
+                     "apply to all)")
     return "\n".join(lines)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    print(describe_registries())
+    print(describe_registries(args.names, settings=True if args.settings else None))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="banditjax", description="Simulate and benchmark bandit algorithms in JAX.")
+    parser.add_argument("--version", action="version", version=f"banditjax {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run every learner of a config")
@@ -163,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=int, metavar="CHUNKS",
                      help="save the whole state every CHUNKS chunks (default 10, about every "
                           "10%% of the horizon; 0: never; same as --set run.checkpoint_every)")
+    run.add_argument("--checkpoint-minutes", type=float, metavar="MINUTES",
+                     help="also save it after MINUTES of wall-clock time since the last save "
+                          "(default 5; 0: never; same as --set run.checkpoint_minutes)")
     multi = run.add_argument_group(
         "multi-process runs (one command per process; or JAX_COORDINATOR_ADDRESS, "
         "JAX_NUM_PROCESSES, JAX_PROCESS_ID)")
@@ -198,11 +283,49 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", metavar="FILE", help="write the table to FILE (default: print)")
     table.set_defaults(func=_cmd_table)
 
-    listing = commands.add_parser("list", help="every environment and learner with its settings")
+    listing = commands.add_parser(
+        "list", help="environments, wrappers and learners: one line each (settings with NAME)")
+    listing.add_argument("names", nargs="*", metavar="NAME",
+                         help="only those whose name contains NAME (case-insensitive); their "
+                              "settings are shown")
+    listing.add_argument("--settings", action="store_true",
+                         help="show every setting, default and allowed values")
     listing.set_defaults(func=_cmd_list)
     for register in EXTRA_COMMANDS:
         register(commands)
+    for name, command in commands.choices.items():      # --import on every subcommand
+        if name not in NO_USER_CODE and not any(
+                "--import" in action.option_strings for action in command._actions):
+            user_code.add_option(command)
     return parser
+
+
+# Subcommands that never read user code (no --import).
+NO_USER_CODE = ("bench",)
+
+
+def version() -> str:
+    """The installed banditjax version (pyproject.toml's when run from a checkout)."""
+    from importlib import metadata
+    try:
+        return metadata.version("banditjax")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def load_user_code(args: argparse.Namespace) -> None:
+    """--import modules, then those a results folder (``dir``) records. ``run`` imports its
+    own after joining the other processes (a module may touch JAX)."""
+    if args.command == "run":
+        return
+    user_code.load(getattr(args, "imports", None) or [])
+    if getattr(args, "dir", None):
+        user_code.load_folder(Path(args.dir))
 
 
 # Modules that add subcommands (bench, bounds) append a function(subparsers) here.
@@ -225,8 +348,11 @@ def _load_extra_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     _load_extra_commands()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
+        load_user_code(args)
         return args.func(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

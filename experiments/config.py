@@ -3,7 +3,8 @@
 The layout (README, "Config files"):
 
     [run]            horizon, seeds, seed, record, instances, chunk, batch, devices,
-                     checkpoint_every
+                     checkpoint_every, checkpoint_minutes, imports (user modules, imported
+                     first: ``experiments/user_code.py``)
     [env]            name = "<environment>" and its settings; wrapper tables such as [env.delay]
     [[learner]]      name = "<learner>", optional label, and its hyper-parameters (one per learner)
     [plot]           logx, logy (unset: log when the final regret spans a decade)
@@ -36,6 +37,7 @@ import envs  # noqa: F401  (registers environments)
 from bandits.core import LEARNERS, Learner
 from envs.core import (ENVS, WRAPPERS, ConfigError, Configurable, Environment, Setting,
                        closest, is_sweep)
+from experiments import user_code
 
 RUN_SETTINGS = (
     Setting("horizon", 1000, "rounds per run (T)", kind=int, low=1),
@@ -53,6 +55,8 @@ RUN_SETTINGS = (
             kind=int, low=1, optional=True),
     Setting("checkpoint_every", 10, "save the whole state to DIR/checkpoint every this many "
             "chunks, for --resume (0: never)", kind=int, low=0),
+    Setting("checkpoint_minutes", 5.0, "also save it when this many minutes have passed since "
+            "the last save (0: only every checkpoint_every chunks)", low=0.0),
 )
 PLOT_SETTINGS = (
     Setting("logx", False, "logarithmic t axis", kind=bool),
@@ -91,56 +95,126 @@ class Experiment:
 # Loading.
 # ---------------------------------------------------------------------------------------------
 def load(path: str | Path, overrides: list[str] = ()) -> dict:
+    """Reads a TOML (or YAML) config file and applies ``--set`` overrides.
+
+    Every file-level problem (missing, a folder, unreadable, a syntax error with its line) is a
+    one-line ConfigError. File paths in ``run.imports`` are made absolute (relative to the
+    config file's folder).
+    """
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
+    if path.is_dir():
+        hint = (f"; its config is {str(path / 'config.toml')!r}"
+                if (path / "config.toml").is_file() else "")
+        raise ConfigError(f"config {str(path)!r} is a folder, not a TOML or YAML file{hint}")
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-            config = yaml.safe_load(path.read_text())
-        else:
-            config = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, ValueError) as error:
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper() or 'TOML'}: {error}")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: the top level must be a table")
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text ({error.reason} at "
+                          f"byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: "
+                          f"{error.strerror or error}") from None
+    config = parse_text(text, path)
+    run = config.get("run")
+    if isinstance(run, dict) and "imports" in run:
+        run["imports"] = [user_code.resolve(spec, path.parent)
+                          for spec in user_code.check_list(run["imports"])]
     for item in overrides:
         apply_override(config, item)
     return config
 
 
-def parse_value(text: str) -> Any:
-    """A --set value: TOML syntax (numbers, true/false, [lists], "strings"), else a bare string."""
+def parse_text(text: str, path: Path) -> dict:
+    """The top-level table of a config's text (YAML for .yaml/.yml, else TOML)."""
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    else:
+        try:
+            config = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the top level must be a table")
+    return config
+
+
+# What a --set value that TOML cannot parse may still be: a bare string (no brackets, quotes or
+# a leading digit or sign, which would mean a TOML value was meant).
+_TOML_LOOKING = tuple("[{\"'0123456789+-.")
+
+
+def parse_value(text: str, item: str = "") -> Any:
+    """A --set value: TOML syntax (numbers, true/false, [lists], "strings"), else a bare word.
+
+    A value that looks like TOML (a list, a quoted string, a number) but does not parse is a
+    ConfigError saying so, rather than a string that fails later with a type error.
+    """
     try:
         return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as error:
+        if text.startswith(_TOML_LOOKING) or text in ("true", "false"):
+            detail = str(error).split(" (at line")[0]
+            raise ConfigError(f"--set {item or text!r}: cannot parse the value {text!r} "
+                              f"({detail}); use TOML: 1, 0.5, true, \"word\", [0.5, 1]") from None
         return text
 
 
+def _learner_matches(tables: list, key: str) -> tuple[list[int], list[int], list[int]]:
+    """Indices of the learner tables that ``key`` names: by index, by label, by name."""
+    by_index = [i for i in range(len(tables)) if key == str(i)]
+    by_label = [i for i, t in enumerate(tables) if "label" in t and t.get("label") == key]
+    by_name = [i for i, t in enumerate(tables) if t.get("name") == key]
+    return by_index, by_label, by_name
+
+
+def _describe_learner(index: int, table: Mapping) -> str:
+    label = f" (label {table['label']!r})" if "label" in table else ""
+    return f"learner.{index} = {table.get('name')!r}{label}"
+
+
 def apply_override(config: dict, item: str) -> None:
-    """Applies ``section.key=value``; learners are addressed by index or by name."""
+    """Applies ``section.key=value``; learners are addressed by index, label or name.
+
+    A learner key must name exactly one table: a label or a name shared by several tables, or a
+    key that is one table's label and another's name, is an error listing them.
+    """
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. run.horizon=1000")
     dotted, text = item.split("=", 1)
     parts = dotted.strip().split(".")
-    value = parse_value(text.strip())
+    value = parse_value(text.strip(), item)
     if parts[0] not in SECTIONS:
         raise ConfigError(f"--set {item!r}: unknown section {parts[0]!r}{closest(parts[0], SECTIONS)}"
                           f"; known: {', '.join(SECTIONS)}")
     if parts[0] == "learner":
         if len(parts) < 3:
-            raise ConfigError(f"--set {item!r}: use learner.<index or name>.<key>=value")
+            raise ConfigError(f"--set {item!r}: use learner.<index, label or name>.<key>=value")
         tables = config.get("learner", [])
-        which = [t for i, t in enumerate(tables)
-                 if parts[1] == str(i) or t.get("name") == parts[1]]
+        by_index, by_label, by_name = _learner_matches(tables, parts[1])
+        which = by_index or sorted(set(by_label) | set(by_name))
         if not which:
-            names = ", ".join(str(t.get("name")) for t in tables)
-            raise ConfigError(f"--set {item!r}: no learner {parts[1]!r} in the config ({names})")
-        for table in which:
-            _set_nested(table, parts[2:], value)
+            known = "; ".join(_describe_learner(i, t) for i, t in enumerate(tables))
+            raise ConfigError(f"--set {item!r}: no learner {parts[1]!r} in the config ({known})")
+        if len(which) > 1:
+            listed = "; ".join(_describe_learner(i, tables[i]) for i in which)
+            raise ConfigError(f"--set {item!r}: {parts[1]!r} names {len(which)} learners "
+                              f"({listed}); address one by its index or a distinct label")
+        _set_nested(tables[which[0]], parts[2:], value)
         return
     if len(parts) < 2:
         raise ConfigError(f"--set {item!r}: use {parts[0]}.<key>=value")
+    if parts[:2] == ["run", "imports"]:
+        value = [user_code.resolve(spec) for spec in user_code.check_list(value, "--set "
+                                                                                  "run.imports")]
     _set_nested(config.setdefault(parts[0], {}), parts[1:], value)
 
 
@@ -160,8 +234,9 @@ def _check_keys(table: Mapping, allowed: list[str], where: str) -> None:
                               f"{', '.join(allowed)}")
 
 
-def _scalar_table(table: Mapping, settings: tuple[Setting, ...], where: str) -> dict:
-    _check_keys(table, [s.name for s in settings], where)
+def _scalar_table(table: Mapping, settings: tuple[Setting, ...], where: str,
+                  extra_keys: tuple[str, ...] = ()) -> dict:
+    _check_keys(table, [s.name for s in settings] + list(extra_keys), where)
     out = {}
     for s in settings:
         value = table.get(s.name, s.default)
@@ -178,6 +253,9 @@ def expand_settings(cls: type[Configurable], table: Mapping, where: str,
     _check_keys(table, [s.name for s in cls.settings] + ["name", *extra_keys], where)
     axes = []
     for s in cls.settings:
+        if s.name not in table and s.default_from is not None:
+            axes.append([None])            # not given: ``settle`` derives it (default_from)
+            continue
         value = table.get(s.name, s.default)
         if is_sweep(s, value):
             if len(value) == 0:
@@ -305,7 +383,14 @@ def build(config: Mapping) -> Experiment:
     for section in ("run", "env", "plot"):
         if section in config and not isinstance(config[section], Mapping):
             raise ConfigError(f"[{section}] must be a table, got {config[section]!r}")
-    run = _scalar_table(config.get("run", {}), RUN_SETTINGS, "run")
+    run_table = dict(config.get("run", {}))
+    # User modules first: the names of their learners and environments are checked below.
+    imports = [user_code.resolve(spec)
+               for spec in user_code.check_list(run_table.pop("imports", []))]
+    user_code.load(imports)
+    run = _scalar_table(run_table, RUN_SETTINGS, "run", extra_keys=("imports",))
+    if imports:
+        run["imports"] = imports
     plot = _scalar_table(config.get("plot", {}), PLOT_SETTINGS, "plot")
     if "env" not in config:
         raise ConfigError("[env]: missing; known environments: " + ", ".join(ENVS.names()))
@@ -370,14 +455,29 @@ def build(config: Mapping) -> Experiment:
     return Experiment(config=resolved, run=run, plot=plot, groups=groups)
 
 
+def default_environments(horizon: int = 1000) -> dict[str, Environment]:
+    """Every registered environment built with its default settings (those whose defaults do
+    not make a valid instance are left out): what ``banditjax list`` checks learners against."""
+    out = {}
+    for name in ENVS.names():
+        try:
+            env_cls, combos = _expand_env({"name": name}, horizon)
+            out[name] = _build_env(env_cls, combos[0])
+        except ConfigError:
+            continue
+    return out
+
+
 def with_defaults(cls: type[Configurable], table: Mapping) -> dict:
-    """``table`` with every setting it leaves out at its declared default (None ones omitted).
+    """``table`` with every setting it leaves out at its declared default (None ones and those
+    derived by ``default_from`` omitted).
 
     This is what config.toml records, so a results folder says every value its runs used.
     """
     out = {"name": table["name"]} if "name" in table else {}
     for s in cls.settings:
-        if s.name not in table and s.default is not None:
+        # A derived default (default_from) is left out: building the config again derives it.
+        if s.name not in table and s.default is not None and s.default_from is None:
             out[s.name] = s.default
     out.update(table)
     return out

@@ -69,6 +69,11 @@ def prepare_out_dir(out: Path, force: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not force:
+        if any(out.glob("checkpoint*")):
+            raise ConfigError(f"--out {str(out)!r} already holds files, among them the "
+                              f"checkpoint of an interrupted run: pass --resume to continue it "
+                              f"(same config, --set and --import options), --force to start "
+                              f"again and lose it, or choose another folder")
         raise ConfigError(f"--out {str(out)!r} already holds files; choose another folder or "
                           f"pass --force to overwrite them")
     out.mkdir(parents=True, exist_ok=True)
@@ -134,11 +139,34 @@ def peak_memory_mib() -> float:
 # ---------------------------------------------------------------------------------------------
 # Running.
 # ---------------------------------------------------------------------------------------------
-class Progress:
-    """A tqdm bar over agent-steps (runs x rounds), on stderr, silent when disabled."""
+def format_duration(seconds: float) -> str:
+    """``2 h 05 min``, ``7 min 30 s``, ``12 s``."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
 
-    def __init__(self, total: int, enabled: bool):
+
+# A run whose remaining time, measured after ESTIMATE_AFTER seconds of simulation, exceeds
+# LONG_RUN seconds is announced with its estimate (the bar's ETA says the same as it goes).
+ESTIMATE_AFTER = 10.0
+LONG_RUN = 600.0
+
+
+class Progress:
+    """One tqdm bar over the whole experiment's agent-steps (runs x rounds, every group), on
+    stderr with its ETA, silent when disabled; once ESTIMATE_AFTER seconds of simulation are
+    measured, a run with more than LONG_RUN seconds to go gets a note with its estimate."""
+
+    def __init__(self, total: int, enabled: bool, long_run_hint: str = ""):
         self.bar = None
+        self.total, self.done, self.calls = total, 0, 0
+        self.enabled = enabled
+        self.long_run_hint = long_run_hint
+        self.started: tuple[float, int] | None = None     # (time, steps) after the first chunk
+        self.estimated = False
         if enabled:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True,
@@ -151,6 +179,22 @@ class Progress:
     def __call__(self, steps: int) -> None:
         if self.bar is not None:
             self.bar.update(steps)
+        self.done += steps
+        self.calls += 1
+        now = time.perf_counter()
+        if self.calls == 1 or self.estimated:     # the first call: steps done before a resume
+            return
+        if self.started is None:                  # compile time is behind the first chunk
+            self.started = (now, self.done)
+            return
+        elapsed = now - self.started[0]
+        if elapsed >= ESTIMATE_AFTER:
+            self.estimated = True
+            rate = (self.done - self.started[1]) / elapsed
+            left = (self.total - self.done) / max(rate, 1e-12)
+            if left >= LONG_RUN and self.enabled:
+                self.note(f"about {format_duration(left)} to go at {rate:.3g} agent-steps/s"
+                          + self.long_run_hint)
 
     def note(self, text: str) -> None:
         """A line above the bar (on stderr even when the bar is off)."""
@@ -203,6 +247,40 @@ def _steps_done(experiment: config_lib.Experiment,
     return steps
 
 
+def checkpoint_interval(run: dict) -> tuple[int, float]:
+    """(chunks, seconds) between checkpoints: run.checkpoint_every and run.checkpoint_minutes
+    (wall clock, one process only: several processes must stop at the same round)."""
+    every = int(run.get("checkpoint_every") or 0)
+    minutes = float(run.get("checkpoint_minutes") or 0.0)
+    return every, minutes * 60.0 if jax.process_count() == 1 else 0.0
+
+
+def warnings_before(experiment: config_lib.Experiment) -> list[str]:
+    """What would make a run mislead or surprise, said before it starts: too few recorded
+    rounds (the curves are straight lines between them) and a very large run."""
+    run = experiment.run
+    out = []
+    points = len(record_grid(run["horizon"], run["record"]))
+    if points < MIN_RECORDED and run["horizon"] >= MIN_RECORDED:
+        out.append(f"run.record = {run['record']}: only {points} recorded round(s) of "
+                   f"{run['horizon']}, so the curves are straight lines between them and "
+                   f"`banditjax bounds` has little to fit; use record >= {MIN_RECORDED} "
+                   f"(default 50; it costs no simulation time)")
+    steps = experiment.total_runs * run["horizon"]
+    if steps >= LARGE_RUN_STEPS:
+        out.append(f"{steps:.3g} agent-steps ({experiment.total_runs} runs x {run['horizon']} "
+                   f"rounds): at 10^7 to 10^8 agent-steps/s (a CPU; more on a GPU) that is "
+                   f"{format_duration(steps / 1e8)} to {format_duration(steps / 1e7)}; the "
+                   f"time left is estimated after the first chunks")
+    return out
+
+
+# Fewer recorded rounds than this draw misleading curves; at least this many agent-steps is a
+# long run on any device (announced before it starts).
+MIN_RECORDED = 10
+LARGE_RUN_STEPS = 10 ** 11
+
+
 def simulate_experiment(experiment: config_lib.Experiment, progress: bool = True,
                         devices: list | None = None, checkpoint: Path | None = None,
                         resume: checkpoint_lib.ExperimentState | None = None
@@ -216,12 +294,17 @@ def simulate_experiment(experiment: config_lib.Experiment, progress: bool = True
     run = experiment.run
     grid = record_grid(run["horizon"], run["record"])
     devices = _use_devices(run, devices)
-    every = run.get("checkpoint_every") or 0
+    every, seconds = checkpoint_interval(run)
     fingerprint, relevant = checkpoint_lib.fingerprint_config(experiment.config)
     done = list(resume.done) if resume is not None else []
     first = resume.group if resume is not None else 0
     total = experiment.total_runs * run["horizon"]
-    bar = Progress(total, progress and jax.process_index() == 0)
+    hint = ""
+    if checkpoint is not None:
+        hint = (f"; a checkpoint is saved every {run['checkpoint_minutes']:g} min"
+                if seconds else f"; a checkpoint is saved every {every} chunks")
+        hint += " (Ctrl-C, then the same command with --resume, continues it)"
+    bar = Progress(total, progress and jax.process_index() == 0, long_run_hint=hint)
     bar(_steps_done(experiment, resume))
 
     def save(group: int, state) -> None:
@@ -244,6 +327,7 @@ def simulate_experiment(experiment: config_lib.Experiment, progress: bool = True
                               resume=resume.progress if resume is not None and index == first
                               else None,
                               checkpoint_every=every if checkpoint is not None else 0,
+                              checkpoint_seconds=seconds if checkpoint is not None else 0.0,
                               on_checkpoint=lambda state, index=index: save(index, state),
                               on_plan=lambda line: bar.note(line))
             timing = {"learner": group.runs["learner"].iloc[0], "runs": len(group.runs),
@@ -252,7 +336,7 @@ def simulate_experiment(experiment: config_lib.Experiment, progress: bool = True
                       "agent_steps_per_second": result.steps_per_second}
             done.append(checkpoint_lib.GroupResult(runs=result.runs, t=result.t,
                                                    columns=result.columns, timing=timing))
-            if every and index + 1 < len(experiment.groups):
+            if (every or seconds) and index + 1 < len(experiment.groups):
                 save(index + 1, None)
     finally:
         bar.close()
@@ -285,6 +369,12 @@ def memory_facts() -> dict[str, Any]:
     if device_peaks:
         facts["peak_device_memory_mib"] = device_peaks
     return facts
+
+
+def run_meta(facts: dict, command: list[str] | None) -> dict:
+    """meta.json: versions, device, git commit, the command, peak memory and the timings."""
+    return {"versions": versions(), "device": device_description(), "git_commit": git_commit(),
+            "command": command, **memory_facts(), **facts}
 
 
 def _merge_process_shards(frame: pd.DataFrame, facts: dict, out: Path) -> tuple[pd.DataFrame,
@@ -332,7 +422,7 @@ def run_experiment(experiment: config_lib.Experiment, out: Path, progress: bool 
         state = checkpoint_lib.load(path, experiment.config)
     elif not resume:
         checkpoint_lib.remove(path)                 # a stale checkpoint of an earlier run
-    use_checkpoints = bool(experiment.run.get("checkpoint_every"))
+    use_checkpoints = any(checkpoint_interval(experiment.run))
     frame, facts = simulate_experiment(experiment, progress=progress,
                                        checkpoint=path if use_checkpoints else None,
                                        resume=state)
@@ -344,8 +434,7 @@ def run_experiment(experiment: config_lib.Experiment, out: Path, progress: bool 
         frame, facts = merged
     write_parquet(frame, out / "results.parquet")
     write_text(out / "config.toml", config_lib.dump_toml(experiment.config))
-    meta = {"versions": versions(), "device": device_description(), "git_commit": git_commit(),
-            "command": sys.argv, **memory_facts(), **facts}
+    meta = run_meta(facts, command=sys.argv)
     write_text(out / "meta.json", json.dumps(meta, indent=2, default=float))
     checkpoint_lib.remove(path)
     if plot:

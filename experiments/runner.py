@@ -364,6 +364,7 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
              progress: Callable[[int], None] | None = None,
              resume: GroupProgress | None = None, checkpoint_every: int = 0,
              on_checkpoint: Callable[[GroupProgress], None] | None = None,
+             checkpoint_seconds: float = 0.0,
              materialise: bool | None = None,
              on_plan: Callable[[str], None] | None = None) -> SimulationResult:
     """Runs every run (leading axis of the inputs) for ``horizon`` rounds.
@@ -375,7 +376,9 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     the choice when the runs are split. devices: shard the run axis over these (default: all
     devices, of every process). progress(n) is called with the number of agent-steps done after
     each chunk. resume: continue from a saved GroupProgress;
-    on_checkpoint(GroupProgress) is called every ``checkpoint_every`` chunks (0: never) and at
+    on_checkpoint(GroupProgress) is called every ``checkpoint_every`` chunks (0: never), after
+    any chunk that ends ``checkpoint_seconds`` or more after the last call (0: never; wall
+    clock, so use it with one process only: processes must stop at the same round), and at
     every batch boundary but the last. With several processes, the result holds the runs of this
     process's devices (``SimulationResult.runs``). materialise: compute each round's choice
     behind a conditional (default: on XLA:CPU only; ``Simulation``).
@@ -399,6 +402,8 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     state.batch_size = batch
     state.finished = list(state.finished)
     compiled, compile_seconds = None, 0.0
+    checkpointing = on_checkpoint is not None and (checkpoint_every > 0 or checkpoint_seconds > 0)
+    last_saved = [time.perf_counter()]
     for index, lo in enumerate(range(0, runs, batch)):
         if index < state.batch:
             continue
@@ -419,8 +424,11 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
                 progress(size * (rounds_done - done[0]))
             done[0] = rounds_done
             chunks[0] += 1
-            if (on_checkpoint is not None and checkpoint_every > 0 and rounds_done < horizon
-                    and chunks[0] % checkpoint_every == 0):
+            now = time.perf_counter()
+            due = ((checkpoint_every > 0 and chunks[0] % checkpoint_every == 0)
+                   or (checkpoint_seconds > 0 and now - last_saved[0] >= checkpoint_seconds))
+            if checkpointing and rounds_done < horizon and due:
+                last_saved[0] = now
                 rows, leaves = _host_carry(carry, size)
                 on_checkpoint(dataclasses.replace(
                     state, batch=index, rounds=rounds_done, carry=leaves, rows=rows,
@@ -431,7 +439,8 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
         state.run_seconds += time.perf_counter() - start
         state.finished.append((lo + rows, records))
         state.batch, state.rounds, state.carry, state.rows = index + 1, 0, None, None
-        if on_checkpoint is not None and checkpoint_every > 0 and lo + batch < runs:
+        if checkpointing and lo + batch < runs:
+            last_saved[0] = time.perf_counter()
             on_checkpoint(dataclasses.replace(state))
     held = np.concatenate([r for r, _ in state.finished]) if state.finished else np.zeros(0, int)
     order = np.argsort(held, kind="stable")

@@ -181,7 +181,7 @@ def test_list_prints_every_learner_environment_and_wrapper(capsys):
     from bandits.core import LEARNERS
     from envs.core import ENVS, WRAPPERS
 
-    assert cli.main(["list"]) == 0
+    assert cli.main(["list", "--settings"]) == 0
     printed = capsys.readouterr().out
     names = {line.split(":")[0].strip() for line in printed.splitlines()
              if line.startswith("  ") and not line.startswith("    ")}

@@ -8,6 +8,7 @@ subprocess checks the same from outside. Nothing here compiles a simulation.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -198,8 +199,8 @@ def test_missing_and_malformed_config_files(tmp_path, capsys):
 @pytest.mark.parametrize("item, fragments", [
     ("run.horizon", ["expected section.key=value"]),
     ("runs.horizon=10", ["unknown section 'runs'", "did you mean 'run'"]),
-    ("learner.c=1", ["learner.<index or name>.<key>=value"]),
-    ("learner.klucb.c=1", ["no learner 'klucb'", "ucb1, uniform"]),
+    ("learner.c=1", ["learner.<index, label or name>.<key>=value"]),
+    ("learner.klucb.c=1", ["no learner 'klucb'", "learner.0 = 'ucb1'; learner.1 = 'uniform'"]),
     ("run.horizon=0", ["run.horizon = 0", "out of range"]),
     ("env.K=1", ["env.K = 1", ">= 2"]),
 ])
@@ -328,3 +329,93 @@ def test_the_config_layer_fills_declared_defaults_and_learners_declare_them():
     for cls in (mab.ExploreThenCommit, mab.EXP3, mab.EXP3IX, routing.BudgetedLinUCB):
         assert "resolve" not in vars(cls), cls
         assert any(s.default_from is not None for s in cls.settings), cls
+
+
+# ---------------------------------------------------------------------------------------------
+# Derived sizes, learners by label, file-level problems (README, "Config files").
+# ---------------------------------------------------------------------------------------------
+def test_K_follows_means_and_d_follows_theta_unless_given(tiny_config):
+    del tiny_config["env"]["K"]
+    tiny_config["env"]["means"] = [0.1, 0.2, 0.3, 0.4, 0.5]
+    experiment = config_lib.build(tiny_config)
+    assert {g.env.spec.num_arms for g in experiment.groups} == {5}
+    # config.toml leaves the derived K out, and building it again derives the same.
+    again = config_lib.build(tomllib.loads(config_lib.dump_toml(experiment.config)))
+    assert "K" not in again.config["env"]
+    assert {g.env.spec.num_arms for g in again.groups} == {5}
+    # A sweep over means of different lengths: one K (one compiled group) per length.
+    tiny_config["env"]["means"] = [[0.2, 0.8], [0.1, 0.5, 0.9]]
+    experiment = config_lib.build(tiny_config)
+    assert sorted(g.env.spec.num_arms for g in experiment.groups) == [2, 2, 3, 3]
+    # An explicit K that disagrees stays an error; without means K is 10.
+    tiny_config["env"].update(K=4, means=[0.1, 0.2, 0.3])
+    with pytest.raises(ConfigError, match="env.means has 3 values but K = 4"):
+        config_lib.build(tiny_config)
+    del tiny_config["env"]["K"], tiny_config["env"]["means"]
+    assert {g.env.spec.num_arms for g in config_lib.build(tiny_config).groups} == {10}
+
+    linear = {"run": {"horizon": 50, "seeds": 1},
+              "env": {"name": "linear", "theta": [0.6, 0.0, -0.8]},
+              "learner": [{"name": "linucb_shared"}]}
+    assert config_lib.build(linear).groups[0].env.spec.feature_dim == 3
+    linear["env"]["d"] = 4
+    with pytest.raises(ConfigError, match="env.theta has 3 values but d = 4"):
+        config_lib.build(linear)
+
+
+def test_set_addresses_learners_by_label_and_refuses_ambiguity(tiny_config):
+    tiny_config["learner"] = [{"name": "ucb1", "label": "cautious", "c": 4.0},
+                              {"name": "ucb1", "label": "bold", "c": 0.5},
+                              {"name": "uniform", "label": "ucb"}]
+    config_lib.apply_override(tiny_config, "learner.bold.c=0.25")
+    assert [t.get("c") for t in tiny_config["learner"]] == [4.0, 0.25, None]
+    config_lib.apply_override(tiny_config, "learner.2.label=\"baseline\"")
+    # A name shared by two tables names neither: the error lists both.
+    with pytest.raises(ConfigError, match=r"'ucb1' names 2 learners \(learner\.0 = 'ucb1' "
+                                          r"\(label 'cautious'\); learner\.1 = 'ucb1' \(label "
+                                          r"'bold'\)\)"):
+        config_lib.apply_override(tiny_config, "learner.ucb1.c=1")
+    # A key that is one table's label and another's name is ambiguous too.
+    tiny_config["learner"][2]["label"] = "ucb1"
+    with pytest.raises(ConfigError, match=r"names 3 learners"):
+        config_lib.apply_override(tiny_config, "learner.ucb1.c=1")
+    tiny_config["learner"] = [{"name": "ucb1"}, {"name": "uniform", "label": "ucb1"}]
+    with pytest.raises(ConfigError, match=r"learner\.0 = 'ucb1'; learner\.1 = 'uniform' "
+                                          r"\(label 'ucb1'\)"):
+        config_lib.apply_override(tiny_config, "learner.ucb1.c=1")
+
+
+@pytest.mark.parametrize("text", ["[0.5,1", "\"unclosed", "1.2.3", "[1, 2,,]"])
+def test_an_unparsable_set_value_says_so(tiny_config, write_config, tmp_path, capsys, text):
+    path = write_config(tiny_config)
+    item = f"learner.ucb1.c={text}"
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "o"), "--set", item]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --set {item!r}: cannot parse the value {text!r}"), err
+    assert len(err.strip().splitlines()) == 1
+    assert config_lib.parse_value("sphere") == "sphere"        # a bare word is still a string
+
+
+def test_every_file_level_problem_is_one_error_line(tmp_path, capsys):
+    cases = {}
+    tab = tmp_path / "tab.yaml"
+    tab.write_text("run:\n  horizon: 100\n\tseeds: 2\n")
+    cases[tab] = r"tab\.yaml: not valid YAML \(line 3, column 1\): found character '\\t'"
+    toml = tmp_path / "bad.toml"
+    toml.write_text("[run]\nhorizon = 100\nseeds = \n")
+    cases[toml] = r"bad\.toml: not valid TOML: .*\(at line 3, column 9\)"
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "config.toml").write_text("[run]\n")
+    cases[folder] = (r"config '.*results' is a folder, not a TOML or YAML file; its config is "
+                     r"'.*results/config\.toml'")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe[run]\n")
+    cases[binary] = r"binary\.toml' is not UTF-8 text"
+    for path, expected in cases.items():
+        assert cli.main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        assert re.search(expected, err), err
+        with pytest.raises(ConfigError):
+            config_lib.load(path)

@@ -280,12 +280,39 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_processes_on_localhost_equal_one(tmp_path, write_config):
+USER_MODULE = '''
+"""A learner of one's own (UCB1 under another name), imported by every process."""
+from bandits.core import register_learner
+from bandits.mab import UCB1
+
+
+@register_learner("ucb1_of_mine")
+class UCB1OfMine(UCB1):
+    """UCB1 in a user module (Auer, Cesa-Bianchi and Fischer 2002)."""
+'''
+
+
+@pytest.fixture
+def user_learner(tmp_path):
+    """A user module outside the repository; forgotten by this process afterwards."""
+    from bandits.core import LEARNERS
+    from experiments import user_code
+    path = tmp_path / "user_learners.py"
+    path.write_text(USER_MODULE)
+    yield path
+    LEARNERS.unregister("ucb1_of_mine")
+    user_code._LOADED.pop(path.resolve(), None)
+    sys.modules.pop("user_learners", None)
+
+
+def test_two_processes_on_localhost_equal_one(tmp_path, write_config, user_learner):
     # jax.distributed.initialize() with a coordinator on 127.0.0.1: the run axis is sharded over
     # the two processes' CPU devices, each process writes its shard of results, process 0 merges.
-    config = {"run": {"horizon": 150, "seeds": 5, "record": 8},
+    # The learner comes from a user module ([run] imports) that each process imports after
+    # joining the others.
+    config = {"run": {"horizon": 150, "seeds": 5, "record": 8, "imports": [str(user_learner)]},
               "env": {"name": "bernoulli", "K": 4, "generator": "uniform"},
-              "learner": [{"name": "ucb1", "c": [1.0, 2.0]}]}
+              "learner": [{"name": "ucb1_of_mine", "c": [1.0, 2.0]}]}
     path = write_config(config)
     out = tmp_path / "out"
     port = _free_port()
