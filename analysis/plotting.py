@@ -37,6 +37,8 @@ from matplotlib.colors import to_hex, to_rgb  # noqa: E402
 
 from analysis.metrics import (declared_metrics, learner_role, mean_band,  # noqa: E402
                               registered_names, rows_at, swept_columns, with_arm_labels)
+from analysis.sensitivity import (axis_name, format_value, sensitivity_axis,  # noqa: E402
+                                  sensitivity_points, wants_logx)
 
 # Okabe-Ito without its yellow (too pale on white), then Paul Tol's "muted" scheme: 16
 # colour-blind-safe colours, so the learners most often compared never share one.
@@ -93,12 +95,15 @@ def learner_colours(learners: list[str]) -> dict[str, str]:
 
 
 def shades(colour: str, count: int) -> list[str]:
-    """``count`` distinct shades of ``colour``, dark to light (the colour itself for one)."""
+    """``count`` distinct shades of ``colour``, dark to light (the colour itself for one): mixed
+    towards black and white, mostly towards black for a light colour, so none fades out."""
     if count <= 1:
         return [colour]
     rgb = np.asarray(to_rgb(colour))
+    luminance = float(rgb @ np.array([0.2126, 0.7152, 0.0722]))
+    low, high = (-0.6, 0.1) if luminance > 0.55 else (-0.3, 0.45)
     out = []
-    for position in np.linspace(-0.3, 0.55, count):     # < 0: towards black, > 0: white
+    for position in np.linspace(low, high, count):    # < 0: towards black, > 0: white
         target = np.zeros(3) if position < 0 else np.ones(3)
         out.append(to_hex(rgb + abs(position) * (target - rgb)))
     return out
@@ -169,7 +174,20 @@ def plot_curves(ax, frame: pd.DataFrame, metric: str = "regret", logx: bool = Fa
     if logy:
         ax.set_yscale("log")
         _log_floor(ax, band)
+        readable_log_ticks(ax)
     ax.set_xlabel("round $t$")
+
+
+def readable_log_ticks(ax) -> None:
+    """A log y axis spanning under three decades gets ticks at 1, 2 and 5 times powers of ten,
+    written as plain numbers (the default would label one or two powers of ten only)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    low, high = ax.get_ylim()
+    if low > 0 and high / low < 1e3:
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _log_floor(ax, band: pd.DataFrame) -> None:
@@ -192,18 +210,11 @@ def environment_panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     key = frame[columns].astype(str).agg("\x1f".join, axis=1)
     panels = []
     for values in combos.itertuples(index=False):
-        title = ", ".join(f"{str(c)[len('env.'):]}={_short(v)}" for c, v in zip(columns, values))
+        title = ", ".join(f"{axis_name(c)}={format_value(v)}" for c, v in zip(columns, values))
         part = frame[key == "\x1f".join(values)].copy()
         part["setting"] = part["setting"].map(lambda s: str(s).split(" | ")[0])
         panels.append((title, part))
     return panels
-
-
-def _short(value: str) -> str:
-    try:
-        return f"{float(value):g}"
-    except ValueError:
-        return value
 
 
 def plot_regret(frame: pd.DataFrame, path: Path, logx: bool = False, logy: bool | None = None,
@@ -287,8 +298,6 @@ def plot_results(frame: pd.DataFrame, out_dir: Path, logx: bool = False,
     (``<metric>.png`` and .pdf; regret first), then the environment's declared figures, then
     ``sensitivity_<axis>.png`` when the results sweep exactly one numeric axis.
     ``logy=None``: decided per figure (``wants_logy``)."""
-    from analysis.sensitivity import plot_sensitivity, sensitivity_axis
-
     out_dir = Path(out_dir)
     paths: list[Path] = []
     for metric in declared_metrics(frame):
@@ -304,6 +313,59 @@ def plot_results(frame: pd.DataFrame, out_dir: Path, logx: bool = False,
     return paths
 
 
-def axis_name(column: str) -> str:
-    """'hp.c' -> 'c', 'env.delay.mean' -> 'delay.mean' (the name ``--vs`` takes)."""
-    return str(column).split(".", 1)[1]
+def plot_sensitivity(frame: pd.DataFrame, column: str, path: Path, at: int | None = None,
+                     metric: str = "regret", logx: bool | None = None,
+                     logy: bool | None = None) -> list[Path]:
+    """``path`` (PNG) and a PDF beside it: ``metric`` at the last round (or ``at``) against
+    ``column``, mean and 95% band per line. ``logx`` / ``logy`` None: decided from the data."""
+    return save_figure(sensitivity_figure(frame, column, at, metric, logx, logy), path)
+
+
+def sensitivity_figure(frame: pd.DataFrame, column: str, at: int | None = None,
+                       metric: str = "regret", logx: bool | None = None,
+                       logy: bool | None = None):
+    """The figure of ``plot_sensitivity``."""
+    points = sensitivity_points(frame, column, metric, at)
+    swept = points[points["value"].notna()]
+    flat = points[points["value"].isna()]
+    if logx is None:
+        logx = wants_logx(swept["value"].unique())
+    if logy is None:
+        means = points["mean"].to_numpy()
+        logy = bool((means > 0).all() and means.max() > 10 * means.min())
+    apply_style()
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH * 1.4, COLUMN_WIDTH * 1.0))
+    colours = learner_colours(list(dict.fromkeys(points["learner"])))
+    lines = points[["line", "learner"]].drop_duplicates()
+    shade = {}
+    for learner, part in lines.groupby("learner", sort=False):
+        shade.update(zip(part["line"], shades(colours[learner], len(part))))
+    for line, part in swept.groupby("line", sort=False):
+        ax.plot(part["value"], part["mean"], color=shade[line], marker="o", markersize=3,
+                label=line)
+        ax.fill_between(part["value"], part["lower"], part["upper"], color=shade[line],
+                        alpha=0.18, linewidth=0)
+    for row in flat.itertuples(index=False):
+        ax.axhline(row.mean, color=shade[row.line], linestyle="--", linewidth=0.9,
+                   label=f"{row.line} (no {axis_name(column)})")
+        ax.axhspan(row.lower, row.upper, color=shade[row.line], alpha=0.1, linewidth=0)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+        readable_log_ticks(ax)
+    values = sorted(swept["value"].unique())
+    if len(values) <= 12:
+        ax.set_xticks(values, [format_value(v) for v in values])
+        if logx:
+            ax.minorticks_off()
+    labels = {m.name: m.label for m in declared_metrics(frame)}
+    t = points["t"].max()
+    kind = "hyper-parameter" if column.startswith("hp.") else "environment setting"
+    ax.set_xlabel(f"{axis_name(column)} ({kind})")
+    ax.set_ylabel(f"{labels.get(metric, metric)} at t = {t}")
+    runs = points["runs"].min()
+    ax.set_title(f"{frame['env'].iloc[0]}: {metric} at t = {t} against {axis_name(column)}; "
+                 f"mean over {runs} runs, 95% bands", fontsize=8)
+    ax.legend(fontsize=6, loc="best")
+    return fig

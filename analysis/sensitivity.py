@@ -7,22 +7,20 @@ approximation 95% interval, mean +- 1.959964 sd / sqrt(n) (the runs of a setting
 independent), one line per learner (and per value of any other swept axis). Learners without
 the axis (a baseline compared with the sweep) are drawn as a flat dashed line at their value.
 The x axis is logarithmic when the values are positive and span a decade (max / min >= 10),
-as sweeps over scales usually are; the y axis when the means span more than a decade.
+as sweeps over scales usually are; the y axis when the means span more than a decade. The
+figure is ``analysis.plotting.plot_sensitivity``.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+import pandas as pd
 
-import matplotlib
+from analysis.metrics import Z95, rows_at, swept_columns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
-from analysis.metrics import Z95, declared_metrics, rows_at, swept_columns  # noqa: E402
-from analysis.plotting import (COLUMN_WIDTH, apply_style, axis_name,  # noqa: E402
-                               learner_colours, save_figure, shades)
+def axis_name(column: str) -> str:
+    """'hp.c' -> 'c', 'env.delay.mean' -> 'delay.mean' (the name ``--vs`` takes)."""
+    return str(column).split(".", 1)[1]
 
 
 def _numeric(values: pd.Series) -> bool:
@@ -74,7 +72,7 @@ def sensitivity_points(frame: pd.DataFrame, column: str, metric: str = "regret",
     for other in others:
         present = rows[other].notna() & (rows[other].astype(str) != "")
         rows.loc[present, "line"] += ", " + axis_name(other) + "=" + rows.loc[
-            present, other].map(_format)
+            present, other].map(format_value)
     rows["value"] = pd.to_numeric(rows[column], errors="coerce")
     out = []
     for (line, value), part in rows.groupby(["line", "value"], sort=False, dropna=False):
@@ -90,65 +88,9 @@ def sensitivity_points(frame: pd.DataFrame, column: str, metric: str = "regret",
         kind="stable").reset_index(drop=True)
 
 
-def _format(value) -> str:
+def format_value(value) -> str:
+    """A swept value as a label shows it: 0.25, 2, 1e-05."""
     try:
         return f"{float(value):g}"
     except (TypeError, ValueError):
         return str(value)
-
-
-def plot_sensitivity(frame: pd.DataFrame, column: str, path: Path, at: int | None = None,
-                     metric: str = "regret", logx: bool | None = None,
-                     logy: bool | None = None) -> list[Path]:
-    """``path`` (PNG) and a PDF beside it: ``metric`` at the last round (or ``at``) against
-    ``column``, mean and 95% band per line. ``logx`` / ``logy`` None: decided from the data."""
-    return save_figure(sensitivity_figure(frame, column, at, metric, logx, logy), path)
-
-
-def sensitivity_figure(frame: pd.DataFrame, column: str, at: int | None = None,
-                       metric: str = "regret", logx: bool | None = None,
-                       logy: bool | None = None):
-    """The figure of ``plot_sensitivity``."""
-    points = sensitivity_points(frame, column, metric, at)
-    swept = points[points["value"].notna()]
-    flat = points[points["value"].isna()]
-    if logx is None:
-        logx = wants_logx(swept["value"].unique())
-    if logy is None:
-        means = points["mean"].to_numpy()
-        logy = bool((means > 0).all() and means.max() > 10 * means.min())
-    apply_style()
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH * 1.4, COLUMN_WIDTH * 1.0))
-    colours = learner_colours(list(dict.fromkeys(points["learner"])))
-    lines = points[["line", "learner"]].drop_duplicates()
-    shade = {}
-    for learner, part in lines.groupby("learner", sort=False):
-        shade.update(zip(part["line"], shades(colours[learner], len(part))))
-    for line, part in swept.groupby("line", sort=False):
-        ax.plot(part["value"], part["mean"], color=shade[line], marker="o", markersize=3,
-                label=line)
-        ax.fill_between(part["value"], part["lower"], part["upper"], color=shade[line],
-                        alpha=0.18, linewidth=0)
-    for row in flat.itertuples(index=False):
-        ax.axhline(row.mean, color=shade[row.line], linestyle="--", linewidth=0.9,
-                   label=f"{row.line} (no {axis_name(column)})")
-        ax.axhspan(row.lower, row.upper, color=shade[row.line], alpha=0.1, linewidth=0)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    values = sorted(swept["value"].unique())
-    if len(values) <= 12:
-        ax.set_xticks(values, [_format(v) for v in values])
-        if logx:
-            ax.minorticks_off()
-    labels = {m.name: m.label for m in declared_metrics(frame)}
-    t = points["t"].max()
-    kind = "hyper-parameter" if column.startswith("hp.") else "environment setting"
-    ax.set_xlabel(f"{axis_name(column)} ({kind})")
-    ax.set_ylabel(f"{labels.get(metric, metric)} at t = {t}")
-    runs = points["runs"].min()
-    ax.set_title(f"{frame['env'].iloc[0]}: {metric} at t = {t} against {axis_name(column)}; "
-                 f"mean over {runs} runs, 95% bands", fontsize=8)
-    ax.legend(fontsize=6, loc="best")
-    return fig

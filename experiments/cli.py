@@ -109,8 +109,8 @@ def _read_results(folder: Path):
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from analysis.plotting import axis_name, plot_results
-    from analysis.sensitivity import plot_sensitivity, resolve_axis
+    from analysis.plotting import plot_results, plot_sensitivity
+    from analysis.sensitivity import axis_name, resolve_axis
 
     folder = Path(args.dir)
     frame, remembered = _read_results(folder)

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from analysis.metrics import final_summary, swept_columns, with_arm_labels
-from analysis.plotting import regret_figure, setting_styles, wants_logy
-from analysis.sensitivity import (plot_sensitivity, resolve_axis, sensitivity_axis,
-                                  sensitivity_figure, sensitivity_points, wants_logx)
+from analysis.plotting import (plot_sensitivity, regret_figure, sensitivity_figure,
+                               setting_styles, wants_logy)
+from analysis.sensitivity import resolve_axis, sensitivity_axis, sensitivity_points, wants_logx
 from analysis.tables import make_table
 
 C_VALUES = (0.25, 0.5, 1.0, 2.0, 4.0)
