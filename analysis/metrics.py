@@ -87,8 +87,8 @@ def final_summary(frame: pd.DataFrame, metrics: tuple[str, ...] = ("regret",),
 def arm_label_map(frame: pd.DataFrame) -> dict[str, str]:
     """setting -> display label for the settings of single-arm learners (``role =
     'reference'``, a swept ``hp.arm``) when the environment names its arms
-    (``Environment.arm_labels``, e.g. 'gpt-4@k16'): 'fixed_arm (arm=17) | cost_weight=1' becomes
-    'gpt-4@k16 | cost_weight=1'. Other settings keep their label."""
+    (``Environment.arm_labels``, e.g. '<model>@<budget>'): '<label> (arm=17) | <env values>'
+    becomes '<name of arm 17> | <env values>'. Other settings keep their label."""
     if "hp.arm" not in frame:
         return {}
     names = arm_labels_of(frame)

@@ -8,7 +8,7 @@ of the figure has, by order of appearance), the settings of one learner in shade
 
 Readable by default (docs/design.md, "Results"):
 - the regret axis is logarithmic when the final means of the settings drawn span more than a
-  decade (``wants_logy``), so a uniform baseline with 100x the regret of the good learners does
+  decade (``wants_logy``), so a baseline with 100x the regret of the good learners does
   not squash them into the bottom of the axis; ``logy`` / ``logx`` (``[plot]`` in the config,
   ``--logy`` / ``--no-logy`` on the command line) override it;
 - the settings of a single-arm learner (``role = 'reference'``, e.g. one per (model, budget)
@@ -247,7 +247,7 @@ def regret_figure(frame: pd.DataFrame, logx: bool = False, logy: bool | None = N
     width = COLUMN_WIDTH * (1.6 if columns == 1 else 1.0 * columns)
     fig, axes = plt.subplots(rows, columns, squeeze=False, sharey=bool(logy),
                              figsize=(width, COLUMN_WIDTH * (1.1 if rows == 1 else 0.85 * rows)))
-    styles = setting_styles(panels[0][1] if len(panels) > 1 else frame)
+    styles = setting_styles(pd.concat([part[["setting", "learner"]] for _, part in panels]))
     handles: dict = {}
     for ax, (title, part) in zip(axes.flat, panels):
         summarise = reference_settings(part)

@@ -98,7 +98,7 @@ def cost_quality_points(frame: pd.DataFrame) -> pd.DataFrame:
         final[LAMBDA] = np.nan
     is_arm = _is_reference(final["learner"])
     if is_arm.any() and "hp.arm" in final:
-        names = arm_labels_of(frame) or ()       # the environment's names, e.g. gpt-4@k16
+        names = arm_labels_of(frame) or ()       # the environment's names
         if not names and all("@" in n for n in arm_names(frame)):
             names = arm_names(frame)              # else the per-arm share columns'
         final.loc[is_arm, "router"] = [

@@ -1,6 +1,6 @@
 """Sensitivity plots: a final metric against one swept hyper-parameter or environment setting.
 
-The plot SMPyBandits users draw by hand for a sweep such as ``ucb1.c = [0.25, 0.5, 1, 2, 4]``
+The plot SMPyBandits users draw by hand for a sweep such as ``c = [0.25, 0.5, 1, 2, 4]``
 (docs/design.md, "Results"): for every value of the swept axis, the mean over runs of the metric
 at the last recorded round (or at the last recorded round <= ``at``) with its normal-
 approximation 95% interval, mean +- 1.959964 sd / sqrt(n) (the runs of a setting are

@@ -2,7 +2,7 @@
 
 ``banditjax table DIR`` (docs/design.md, "Results"). For every learner setting (its label plus
 the swept hyper-parameter and environment values: the ``setting`` column, single arms named by
-the environment, e.g. 'gpt-4@k16') and every summarised metric the environment declares
+the environment, e.g. '<model>@<budget>') and every summarised metric the environment declares
 (``envs.core.Metric`` with ``summary=True``, regret first): the mean over runs at the last
 recorded round (or the last recorded round <= ``at``) and the half-width of its normal-
 approximation 95% interval, 1.959964 sd / sqrt(n) (sample standard deviation; 0 for one run).
