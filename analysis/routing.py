@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.metrics import arm_labels_of  # noqa: E402
 from analysis.plotting import (COLUMN_WIDTH, PALETTE, apply_style,  # noqa: E402
                                learner_colours)
 
@@ -97,10 +98,11 @@ def cost_quality_points(frame: pd.DataFrame) -> pd.DataFrame:
         final[LAMBDA] = np.nan
     is_arm = _is_reference(final["learner"])
     if is_arm.any() and "hp.arm" in final:
-        names = arm_names(frame)
-        per_arm = all("@" in n for n in names) and len(names) > 0
+        names = arm_labels_of(frame) or ()       # the environment's names
+        if not names and all("@" in n for n in arm_names(frame)):
+            names = arm_names(frame)              # else the per-arm share columns'
         final.loc[is_arm, "router"] = [
-            names[i] if per_arm and i < len(names) else f"arm {i}"
+            names[i] if i < len(names) else f"arm {i}"
             for i in final.loc[is_arm, "hp.arm"].astype(int)]
     rows = []
     keys = ["router", "learner"]

@@ -407,12 +407,20 @@ class Metric:
     summary: printed by ``banditjax run`` (mean and standard error at the last round).
     figure: drawn by ``banditjax plot`` as ``<name>.png``: its mean over runs against t per
         learner setting, with 95% bands.
+    better: "lower" (regret, cost: the default) or "higher" (quality): which value
+        ``banditjax table`` marks as the best of a column.
     """
 
     name: str
     label: str
     summary: bool = True
     figure: bool = False
+    better: str = "lower"
+
+    def __post_init__(self):
+        if self.better not in ("lower", "higher"):
+            raise ValueError(f"Metric {self.name!r}: better = {self.better!r}; expected "
+                             f"'lower' or 'higher'")
 
 
 REGRET = Metric("regret", "cumulative pseudo-regret", summary=True, figure=True)
@@ -476,6 +484,13 @@ class Environment(Configurable, abc.ABC):
     def known_arm_means(cls, settings: Mapping[str, Any]) -> tuple[np.ndarray, float] | None:
         """(arm means, noise sigma or NaN) when the settings alone fix them (no random draw);
         None otherwise (then ``arm_means`` reads them from sampled params)."""
+        return None
+
+    @classmethod
+    def arm_labels(cls, settings: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """A display name per arm (arm order) fixed by the settings (as a results frame records
+        them: the ``env.*`` columns without the prefix), or None: arms are named by index.
+        Tables and legends name single-arm baselines by it (e.g. 'gpt-4@k16')."""
         return None
 
     @classmethod

@@ -128,7 +128,8 @@ class Delayed(Environment):
                 static=True),
     )
     # Added to the wrapped environment's metrics; recorded, not printed or drawn by default.
-    metrics = (Metric("received", "fraction of feedback received", summary=False),
+    metrics = (Metric("received", "fraction of feedback received", summary=False,
+                      better="higher"),
                Metric("mean_delay", "mean observed delay", summary=False),
                Metric("censored", "censored feedback items", summary=False),
                Metric("buffer_drops", "items dropped by the buffer", summary=False))

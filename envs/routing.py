@@ -326,15 +326,14 @@ class Routing(Environment):
     The objective is quality - lambda * normalised cost."""
 
     settings = _settings()
-    metrics = (REGRET, Metric("quality", "mean quality up to t"),
+    metrics = (REGRET, Metric("quality", "mean quality up to t", better="higher"),
                Metric("cost", "mean normalised cost up to t"))
     figures = ("analysis.routing:plot_routing",)   # Pareto front, AIQ and traffic shares
 
     def __init__(self, **static: Any):
         super().__init__(**static)
         self.budgets = [float(b) for b in self.budgets]
-        self.model_names = (tuple(m[0] for m in PRESET_MODELS) if self.models == len(
-            PRESET_MODELS) else tuple(f"m{i}" for i in range(self.models)))
+        self.model_names = self.names_of_models(self.models)
         self.metric_names = ("quality", "cost") + self.share_names()
 
     # -- config ---------------------------------------------------------------------------------
@@ -394,14 +393,37 @@ class Routing(Environment):
                        bernoulli_rewards=False, feedback_extras=("quality", "cost"),
                        expected_rewards=True)
 
-    def budget_label(self, budget: float) -> str:
-        prefix = "b" if self.scaling == "reasoning" else "k"
+    @staticmethod
+    def names_of_models(models: int) -> tuple[str, ...]:
+        """The preset's model names when it has the preset's size, else m0, m1, ..."""
+        if int(models) == len(PRESET_MODELS):
+            return tuple(m[0] for m in PRESET_MODELS)
+        return tuple(f"m{i}" for i in range(int(models)))
+
+    @staticmethod
+    def label_of_budget(budget: float, scaling: str) -> str:
+        """'k16' (16 samples) or 'b1024' (a thinking budget of 1024 tokens)."""
+        prefix = "b" if scaling == "reasoning" else "k"
         return f"{prefix}{int(budget) if float(budget).is_integer() else budget}"
+
+    def budget_label(self, budget: float) -> str:
+        return self.label_of_budget(budget, self.scaling)
+
+    @classmethod
+    def arm_labels(cls, settings: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """'<model>@<budget>' per arm, in arm order (arm = model * len(budgets) + j)."""
+        try:
+            models, budgets = settings["models"], settings["budgets"]
+            scaling = settings.get("scaling", "majority")
+            return tuple(f"{m}@{cls.label_of_budget(float(b), scaling)}"
+                         for m in cls.names_of_models(models) for b in budgets)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def arm_names(self) -> tuple[str, ...]:
         """'<model>@<budget>' per arm, in arm order (arm = model * len(budgets) + j)."""
-        return tuple(f"{m}@{self.budget_label(b)}" for m in self.model_names
-                     for b in self.budgets)
+        return self.arm_labels({"models": self.models, "budgets": self.budgets,
+                                "scaling": self.scaling})
 
     def share_names(self) -> tuple[str, ...]:
         if self.shares == "arm":

@@ -181,10 +181,12 @@ class Results:
         from analysis import plotting
         plot = self.config.get("plot", {})
         logx = plot.get("logx", False) if logx is None else logx
-        logy = plot.get("logy", False) if logy is None else logy
+        logy = plot.get("logy") if logy is None else logy
         if metric not in self.frame:
             raise ConfigError(f"plot: no column {metric!r} in the results; columns: "
                               f"{', '.join(self.metrics())}")
+        if logy is None:                       # unset: log when the final means span a decade
+            logy = plotting.wants_logy(self.frame, metric)
         with self._registered():
             plotting.apply_style()
             if ax is None:
@@ -198,10 +200,37 @@ class Results:
         ax.legend(loc="upper left", ncol=1 if self.frame["setting"].nunique() <= 8 else 2)
         return figure
 
+    def paper_table(self, format: str = "markdown", at: int | None = None) -> str:
+        """What ``banditjax table`` prints: every summary metric per setting as mean +- 95%
+        CI, the best per column in bold (``analysis/tables.py``); ``format`` is "markdown",
+        "latex" or "csv"."""
+        from analysis.tables import make_table
+        with self._registered():
+            return _user_error(make_table, self.frame, format, at=at)
+
+    def sensitivity(self, name: str, metric: str = "regret", at: int | None = None, *,
+                    logx: bool | None = None, logy: bool | None = None):
+        """What ``banditjax plot --vs NAME`` draws: final ``metric`` (or at round ``at``)
+        against the swept hyper-parameter or environment setting ``name``, one line per
+        learner, 95% bands (``analysis/sensitivity.py``); returns the matplotlib Figure."""
+        from analysis.plotting import sensitivity_figure
+        from analysis.sensitivity import resolve_axis
+        with self._registered():
+            column = _user_error(resolve_axis, self.frame, name)
+            return _user_error(sensitivity_figure, self.frame, column, at, metric, logx, logy)
+
     @contextlib.contextmanager
     def _registered(self) -> Iterator[None]:
         with registered(*self.classes):
             yield
+
+
+def _user_error(function, *args, **kwargs):
+    """``function(...)``, its ValueError (a name or round not in the results) as ConfigError."""
+    try:
+        return function(*args, **kwargs)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _declared(frame: pd.DataFrame) -> tuple:

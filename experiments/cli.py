@@ -1,4 +1,4 @@
-"""The ``banditjax`` command line: run, plot, list, bounds and bench.
+"""The ``banditjax`` command line: run, plot, table, list, bounds and bench.
 
 User errors (bad configs, unknown names, existing output folders, a failing ``--import``) print
 one ``error:`` line and exit with status 2, without a traceback. User modules (``--import``,
@@ -17,7 +17,7 @@ from experiments import user_code
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from analysis.metrics import declared_metrics, final_summary, format_table
+    from analysis.metrics import declared_metrics, final_summary, format_table, with_arm_labels
     from experiments import config as config_lib
     from experiments import distributed
     from experiments.experiment import (prepare_out_dir, prepare_resume, run_experiment,
@@ -62,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if frame is None:                              # not process 0 of a multi-process run
         return 0
     metrics = tuple(m.name for m in declared_metrics(frame) if m.summary)
-    table = final_summary(frame, metrics)
+    table = final_summary(with_arm_labels(frame), metrics)   # single arms by name
     print(format_table(table.drop(columns=["learner"])))
     print()
     for g in meta["groups"]:
@@ -102,22 +102,55 @@ def interrupted_message(args: argparse.Namespace, out: Path) -> str:
             f"again{again}")
 
 
-def _cmd_plot(args: argparse.Namespace) -> int:
+def _read_results(folder: Path):
+    """(frame, [plot] table of the run's config.toml) of a results folder."""
     import pandas as pd
     import tomllib
 
-    from analysis.plotting import plot_results
-
-    folder = Path(args.dir)
     results = folder / "results.parquet"
     if not results.exists():
         raise ConfigError(f"{str(folder)!r} holds no results.parquet: run `banditjax run` first")
-    frame = pd.read_parquet(results)
-    logx = args.logx
-    if logx is None and (folder / "config.toml").exists():
-        logx = tomllib.loads((folder / "config.toml").read_text()).get("plot", {}).get("logx")
-    for path in plot_results(frame, folder, logx=bool(logx)):
+    config = folder / "config.toml"
+    plot = tomllib.loads(config.read_text()).get("plot", {}) if config.exists() else {}
+    return pd.read_parquet(results), plot
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from analysis.plotting import plot_results, plot_sensitivity
+    from analysis.sensitivity import axis_name, resolve_axis
+
+    folder = Path(args.dir)
+    frame, remembered = _read_results(folder)
+    logx = args.logx if args.logx is not None else bool(remembered.get("logx", False))
+    logy = args.logy if args.logy is not None else remembered.get("logy")
+    try:
+        if args.vs:
+            column = resolve_axis(frame, args.vs)
+            paths = plot_sensitivity(frame, column, folder / f"sensitivity_{axis_name(column)}"
+                                     ".png", at=args.at, logy=logy,
+                                     logx=args.logx)
+        else:
+            paths = plot_results(frame, folder, logx=logx, logy=logy)
+    except ValueError as error:                    # --vs / --at not in these results
+        raise ConfigError(str(error)) from None
+    for path in paths:
         print(path)
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    from analysis.tables import make_table
+
+    frame, _ = _read_results(Path(args.dir))
+    try:
+        text = make_table(frame, args.format, at=args.at)
+    except ValueError as error:                    # --at before the first recorded round
+        raise ConfigError(str(error)) from None
+    if args.out:
+        Path(args.out).write_text(text)
+        print(args.out)
+    else:
+        print(text, end="")
     return 0
 
 
@@ -233,9 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="redraw the figures of a results folder")
     plot.add_argument("dir", help="a folder written by `banditjax run`")
-    plot.add_argument("--logx", action="store_true", default=None,
-                      help="logarithmic t axis (default: as the run's config says)")
+    plot.add_argument("--logx", action=argparse.BooleanOptionalAction, default=None,
+                      help="logarithmic t axis (default: as the run's config says); with "
+                           "--vs: logarithmic x axis (default: when the values span a decade)")
+    plot.add_argument("--logy", action=argparse.BooleanOptionalAction, default=None,
+                      help="logarithmic regret axis (default: as the run's config says, else "
+                           "when the final regret of the settings spans more than a decade)")
+    plot.add_argument("--vs", metavar="NAME",
+                      help="sensitivity plot: final regret against the swept hyper-parameter "
+                           "or environment setting NAME (c, hp.c, env.K, delay.mean), one line "
+                           "per learner; writes DIR/sensitivity_NAME.png")
+    plot.add_argument("--at", type=int, metavar="T",
+                      help="with --vs: regret at round T (the last recorded round <= T) "
+                           "instead of the last round")
     plot.set_defaults(func=_cmd_plot)
+
+    table = commands.add_parser("table", help="final metrics per setting as a paper table")
+    table.add_argument("dir", help="a folder written by `banditjax run`")
+    table.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown",
+                       help="markdown (default), latex (a booktabs tabular) or csv")
+    table.add_argument("--at", type=int, metavar="T",
+                       help="at round T (the last recorded round <= T) instead of the last")
+    table.add_argument("--out", metavar="FILE", help="write the table to FILE (default: print)")
+    table.set_defaults(func=_cmd_table)
 
     listing = commands.add_parser(
         "list", help="environments, wrappers and learners: one line each (settings with NAME)")

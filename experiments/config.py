@@ -7,7 +7,7 @@ The layout (README, "Config files"):
                      first: ``experiments/user_code.py``)
     [env]            name = "<environment>" and its settings; wrapper tables such as [env.delay]
     [[learner]]      name = "<learner>", optional label, and its hyper-parameters (one per learner)
-    [plot]           logx, logy
+    [plot]           logx, logy (unset: log when the final regret spans a decade)
 
 A list value is a sweep axis (a list of lists for vector settings such as ``means``); the runs
 are the product of every axis, the instances and the seeds. Static settings (those that change
@@ -60,7 +60,8 @@ RUN_SETTINGS = (
 )
 PLOT_SETTINGS = (
     Setting("logx", False, "logarithmic t axis", kind=bool),
-    Setting("logy", False, "logarithmic regret axis", kind=bool),
+    Setting("logy", None, "logarithmic regret axis (default: when the final means of the "
+            "settings span more than a decade)", kind=bool, optional=True),
 )
 SECTIONS = ("run", "env", "learner", "plot")
 

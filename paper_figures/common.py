@@ -49,9 +49,11 @@ def load_config(name: str, quick: bool = False) -> dict:
 
 
 def config_hash(resolved: Mapping) -> str:
-    """12 hex digits of the SHA-256 of a resolved config (its TOML text)."""
+    """12 hex digits of the SHA-256 of a resolved config (its TOML text), without its [plot]
+    table (drawing options do not change results)."""
     from experiments.config import dump_toml
-    return hashlib.sha256(dump_toml(resolved).encode()).hexdigest()[:12]
+    results_part = {k: v for k, v in resolved.items() if k != "plot"}
+    return hashlib.sha256(dump_toml(results_part).encode()).hexdigest()[:12]
 
 
 def results(name: str, quick: bool = False, config: dict | None = None,

@@ -124,6 +124,51 @@ def test_plot_redraws_from_the_folder(finished_run, capsys):
     assert str(out / "regret.png") in capsys.readouterr().out
 
 
+def test_run_draws_the_sensitivity_plot_of_its_one_swept_axis(finished_run, capsys):
+    out = finished_run["out"]
+    assert (out / "sensitivity_c.png").read_bytes().startswith(PNG_SIGNATURE)
+    (out / "sensitivity_c.png").unlink()
+    assert cli.main(["plot", str(out), "--vs", "c", "--at", "100"]) == 0
+    assert str(out / "sensitivity_c.png") in capsys.readouterr().out
+    assert (out / "sensitivity_c.png").stat().st_size > 5000
+    assert cli.main(["plot", str(out), "--vs", "K"]) == 2          # K is not swept
+    err = capsys.readouterr().err
+    assert err.startswith("error: --vs K") and "swept numeric axes: c" in err
+
+
+def test_table_prints_every_setting_with_the_best_in_bold(finished_run, capsys, tmp_path):
+    out = finished_run["out"]
+    assert cli.main(["table", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"| setting | runs | regret at t = {HORIZON} |")
+    for setting in ("ucb1 (c=1)", "ucb1 (c=2)", "uniform"):
+        assert f"| {setting} | {SEEDS} |" in printed
+    assert printed.count("**") == 2                                 # one best
+    target = tmp_path / "table.tex"
+    assert cli.main(["table", str(out), "--format", "latex", "--out", str(target)]) == 0
+    assert target.read_text().count("\\textbf") == 1
+    assert cli.main(["table", str(out), "--at", "0"]) == 2
+    assert "before the first recorded round" in capsys.readouterr().err
+
+
+def test_plot_remembers_the_config_plot_table(finished_run, monkeypatch, tmp_path):
+    import shutil
+
+    import analysis.plotting
+
+    folder = tmp_path / "copy"
+    shutil.copytree(finished_run["out"], folder)
+    config = (folder / "config.toml").read_text()
+    assert "logy" not in config                                     # unset: decided per figure
+    (folder / "config.toml").write_text(config.replace("[plot]", "[plot]\nlogy = true"))
+    seen = []
+    monkeypatch.setattr(analysis.plotting, "plot_results",
+                        lambda frame, out, logx, logy: seen.append((logx, logy)) or [])
+    assert cli.main(["plot", str(folder)]) == 0
+    assert cli.main(["plot", str(folder), "--no-logy", "--logx"]) == 0
+    assert seen == [(False, True), (True, False)]
+
+
 def test_plot_without_results_is_a_user_error(tmp_path, capsys):
     assert cli.main(["plot", str(tmp_path)]) == 2
     err = capsys.readouterr().err
