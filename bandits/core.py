@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import abc
 import functools
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from envs import randomness
-from envs.core import (UNROLL_ARMS, Array, ConfigError, Configurable, EnvSpec, Feedback,
+from envs.core import (UNROLL_ARMS, Array, ConfigError, Configurable, EnvSpec, Feedback, Metric,
                        Observation, Registry, Setting, arm_columns, arm_max)
 
 LEARNERS = Registry("learner")
@@ -48,6 +48,10 @@ class Learner(Configurable, abc.ABC):
     theory: ClassVar[Any] = None             # bandits.theory.Theory: regret rate, upper bound
     colour: ClassVar[str | None] = None      # its colour in every figure (None: a free one)
     role: ClassVar[str | None] = None        # 'reference' (a single fixed arm) or 'oracle'
+    # Values the learner reports about its own state (``report``), recorded as they are at every
+    # recorded round and become result columns (docs/design.md, "Results"); inherited, like
+    # ``report``, by subclasses.
+    metrics: ClassVar[tuple[Metric, ...]] = ()
 
     def __init__(self, spec: EnvSpec, horizon: int, **static: Any):
         self.spec = spec
@@ -106,6 +110,23 @@ class Learner(Configurable, abc.ABC):
         """Learns from one feedback item (unbatched leaves). Override this or ``update``."""
         raise ConfigError(f"learner {self.name!r} defines neither update nor update_one")
 
+    def report(self, state: Any) -> Mapping[str, Array]:
+        """One scalar per declared ``metrics`` name, read from one run's state after its update
+        (e.g. the cumulative number of restarts); recorded as it is, not summed. Called by the
+        runner only when ``metrics`` is not empty."""
+        return {}
+
+
+def learner_metrics(names: Sequence[str]) -> tuple[Metric, ...]:
+    """The ``metrics`` the registered learners ``names`` declare, in order, each name once
+    (unregistered names are skipped); what analysis prints and plots beside the environment's."""
+    out: dict[str, Metric] = {}
+    for name in names:
+        if name in LEARNERS:
+            for metric in LEARNERS.get(name, "learner").metrics:
+                out.setdefault(metric.name, metric)
+    return tuple(out.values())
+
 
 def tree_where(condition: Array, new: Any, old: Any) -> Any:
     """``new`` where condition holds, else ``old``, leaf by leaf (condition is a scalar)."""
@@ -114,8 +135,17 @@ def tree_where(condition: Array, new: Any, old: Any) -> Any:
 
 def fold_feedback(update_one, state: Any, feedback: Feedback) -> Any:
     """Applies ``update_one(state, item)`` to each valid item of a masked batch, in order."""
+    return scan_feedback(lambda state, item: tree_where(item.mask, update_one(state, item), state),
+                         state, feedback)
+
+
+def scan_feedback(update_item, state: Any, feedback: Feedback) -> Any:
+    """Applies ``update_item(state, item)`` to every item of a batch, masked or not, in order
+    (unbatched leaves, ``item.mask`` a scalar): ``update_item`` must itself leave the state
+    unchanged for a masked item. For states holding large buffers, where ``fold_feedback``'s
+    select over the whole state would cost a pass over every buffer per item."""
     def body(state, item):
-        return tree_where(item.mask, update_one(state, item), state), None
+        return update_item(state, item), None
 
     if feedback.size == 1:
         return body(state, jax.tree_util.tree_map(lambda x: x[0], feedback))[0]
