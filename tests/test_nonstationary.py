@@ -266,3 +266,54 @@ def test_drifting_invariants(drift, step, amplitude, seed):
 def test_piecewise_config_errors_name_the_field(env, message):
     with pytest.raises(ConfigError, match=message):
         build([{"name": "ucb1"}], env={"name": "piecewise", "K": 3, **env}, seeds=1)
+
+
+def test_static_regret_is_against_the_arm_best_on_average_over_the_run():
+    # Arm 0 is best for 40 rounds, arm 1 for the last 24: over the 64 rounds arm 0 totals
+    # 40 x 0.9 + 24 x 0.2 = 40.8 and arm 1 40 x 0.6 + 24 x 0.75 = 42.0, so k* = 1. Always
+    # playing arm 2 (mean 0.1): static regret at T = 42.0 - 6.4 = 35.6; dynamic
+    # = 40 x 0.8 + 24 x 0.65 = 47.6 (computed by hand, not by the code).
+    means = [[0.9, 0.6, 0.1], [0.2, 0.75, 0.1]]
+    env, one, group = rollout({"name": "piecewise", "K": 3, "means": means,
+                               "change_points": [40]})
+    settings_ = {k: jnp.asarray(v[0]) for k, v in group.env_settings.items()}
+    settings_.update(means=jnp.asarray(means, jnp.float32),
+                     change_points=jnp.asarray([40.0], jnp.float32))
+    instance_key, run_key, _ = _keys(0)
+    regret, metrics, _, _ = one(instance_key, run_key, settings_, jnp.full((ROUNDS,), 2))
+    sums = {"regret": np.cumsum(np.asarray(regret))[None]} | {
+        k: np.cumsum(np.asarray(v))[None] for k, v in metrics.items()}
+    columns = env.metric_columns(sums, np.arange(1, ROUNDS + 1, dtype=np.float64))
+    assert columns["static_regret"][0, -1] == pytest.approx(35.6, abs=1e-4)
+    assert columns["regret"][0, -1] == pytest.approx(47.6, abs=1e-4)
+    # Before the change the static benchmark (arm 1) is not the round's best: 0.5 a round.
+    assert columns["static_regret"][0, 39] == pytest.approx(40 * 0.5, abs=1e-4)
+    np.testing.assert_array_equal(columns["changes"][0], np.arange(1, ROUNDS + 1) > 40)
+
+
+def test_a_list_of_means_matrices_is_a_sweep_and_hazard_sets_the_changes():
+    first, second = [[0.1, 0.5, 0.9], [0.9, 0.5, 0.1]], [[0.2, 0.4, 0.6], [0.6, 0.4, 0.2]]
+    groups = build([{"name": "discounted_ucb"}],
+                   env={"name": "piecewise", "K": 3, "change_points": [100],
+                        "means": [first, second]}, seeds=2)
+    assert len(groups) == 1 and len(groups[0].runs) == 4           # one compile, two settings
+    np.testing.assert_array_equal(groups[0].env_settings["means"][::2],
+                                  np.asarray([first, second], np.float32))
+    drawn = build([{"name": "sliding_window_ucb"}],
+                  env={"name": "piecewise", "K": 3, "hazard": 0.01}, seeds=1)[0]
+    assert drawn.runs["hp.changes"].iloc[0] == pytest.approx(0.01 * (HORIZON - 1))
+    # ceil(h T + 4 sqrt(h T) + 4) = ceil(9 + 12 + 4) for h T = 9
+    assert drawn.env.max_changes == 25
+
+
+def test_change_point_figure_marks_the_given_change_points(tmp_path):
+    from analysis.nonstationary import given_change_points, plot_change_points
+    import pandas as pd
+    t = np.arange(1, 11, dtype=float)
+    frame = pd.concat([pd.DataFrame({"setting": "a", "learner": "ucb1", "env": "piecewise",
+                                     "run": run, "t": t, "regret": t * (1 + run),
+                                     "env.change_points": "[3, 7]"}) for run in range(3)])
+    assert given_change_points(frame) == [3.0, 7.0]
+    paths = plot_change_points(frame, tmp_path)
+    assert [p.name for p in paths] == ["dynamic_regret.png", "dynamic_regret.pdf"]
+    assert all(p.stat().st_size > 5_000 for p in paths)
