@@ -6,8 +6,9 @@ tackling piecewise-stationary bandits", JMLR): three Bernoulli arms, four change
 cumulative dynamic pseudo-regret (sum over rounds of the round's best mean minus the chosen
 arm's) with 95% bands for the forgetting learners of ``bandits/nonstationary.py`` (D-UCB and
 SW-UCB, Garivier and Moulines 2011; discounted Thompson sampling, Raj and Kalyani 2017; EXP3.S,
-Auer et al. 2002; Rexp3, Besbes, Gur and Zeevi 2014) and the stationary baselines UCB1 and
-Thompson sampling; the change points are dotted (``analysis.nonstationary``).
+Auer et al. 2002; Rexp3, Besbes, Gur and Zeevi 2014), the change-detection learners of
+``bandits/change_detection.py`` (CUSUM-UCB, M-UCB, GLR-klUCB) and the stationary baselines UCB1
+and Thompson sampling; the change points are dotted (``analysis.nonstationary``).
 """
 from __future__ import annotations
 
