@@ -17,10 +17,12 @@ Readable by default (docs/design.md, "Results"):
 - when environment settings are swept, one panel per environment setting (curves are only
   comparable on the same problem), one legend for all.
 
-What ``banditjax plot`` draws is declared by the environment (docs/design.md, "Layout"): one
-figure per ``Metric`` with ``figure=True`` (``envs.core.Environment.metrics``, a wrapper's added),
-then the environment's ``figures``, "module:function" names of function(frame, out_dir) -> paths,
-and a sensitivity plot (``plot_sensitivity``) when the results sweep exactly one numeric axis.
+What ``banditjax plot`` draws is declared by the environment and the learners (docs/design.md,
+"Layout"): one figure per ``Metric`` with ``figure=True`` (``envs.core.Environment.metrics``, a
+wrapper's added, then the learners' ``bandits.core.Learner.metrics``, drawn for the learners that
+report them), then the environment's ``figures``, "module:function" names of
+function(frame, out_dir) -> paths, and a sensitivity plot (``plot_sensitivity``) when the results
+sweep exactly one numeric axis.
 """
 from __future__ import annotations
 
@@ -296,14 +298,16 @@ def plot_results(frame: pd.DataFrame, out_dir: Path, logx: bool = False,
                  logy: bool | None = None) -> list[Path]:
     """Every figure for a results folder: one per declared metric with ``figure=True``
     (``<metric>.png`` and .pdf; regret first), then the environment's declared figures, then
-    ``sensitivity_<axis>.png`` when the results sweep exactly one numeric axis.
-    ``logy=None``: decided per figure (``wants_logy``)."""
+    ``sensitivity_<axis>.png`` when the results sweep exactly one numeric axis. A
+    learner-reported metric is drawn for the settings that report it (its rows that are not
+    NaN). ``logy=None``: decided per figure (``wants_logy``)."""
     out_dir = Path(out_dir)
     paths: list[Path] = []
     for metric in declared_metrics(frame):
         if metric.figure:
-            paths += plot_regret(frame, out_dir / f"{metric.name}.png", logx=logx, logy=logy,
-                                 metric=metric.name, ylabel=metric.label)
+            reported = frame[frame[metric.name].notna()]
+            paths += plot_regret(reported, out_dir / f"{metric.name}.png", logx=logx,
+                                 logy=logy, metric=metric.name, ylabel=metric.label)
     for figure in declared_figures(frame):
         paths += figure(frame, out_dir)
     axis = sensitivity_axis(frame)

@@ -50,6 +50,8 @@ SMALL: dict[str, dict] = {
     "linear": {"K": 4, "d": 3},
     "logistic": {"K": 4, "d": 3},
     "nonlinear": {"K": 3, "d": 3, "mlp_width": 4, "mlp_layers": 1},
+    "piecewise": {"K": 3, "change_points": [5, 12]},
+    "drifting": {"K": 3, "drift": "random_walk", "step": 0.05},
     "routing": {"models": 3, "budgets": [1.0, 4.0], "dim": 4, "topics": 4,
                 "abilities": [0.0, 0.5, 1.0], "price_in": [0.1, 1.0, 3.0],
                 "price_out": [0.4, 4.0, 15.0]},
