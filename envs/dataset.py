@@ -6,11 +6,12 @@ that arm's reward in the row; the pseudo-regret is the best arm's reward in the 
 chosen arm's (regret against the best arm of the drawn row).
 
 - Classification data as a bandit: Riquelme, Tucker and Snoek (2018), "Deep Bayesian Bandits
-  Showdown", sec. 5 and appendix (one arm per class, reward 1 for the right label and 0
-  otherwise, or other reward / penalty values), the construction also used by Dudik, Langford
-  and Li (2011), "Doubly Robust Policy Evaluation and Learning", sec. 5 (and Vowpal Wabbit's
-  ``--cbify``). ``label`` names the class column; its sorted distinct values are the arms;
-  the right arm pays ``label_reward``, every other arm ``label_penalty``.
+  Showdown" (ICLR), their real-data problems (one arm per class, reward 1 for the right label
+  and 0 otherwise, or other reward / penalty values), the construction also used by Dudik,
+  Langford and Li (2011), "Doubly Robust Policy Evaluation and Learning" (ICML), in their
+  multiclass experiments (and by Vowpal Wabbit's ``--cbify``). ``label`` names the class
+  column; its sorted distinct values are the arms; the right arm pays ``label_reward``, every
+  other arm ``label_penalty``.
 - Routing tables (RouterBench, Hu et al. 2024, sec. 3): for every prompt each model's quality
   and cost. With ``costs`` the reward is the objective of envs/routing.py,
   quality - lambda * cost (lambda = ``cost_weight``), Feedback.extras carries 'quality' and
