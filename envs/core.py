@@ -83,6 +83,21 @@ class Feedback:
 
 
 @struct.dataclass
+class TableRow:
+    """One round's context as a row of a full-information table (``banditjax export``, read back
+    by the ``dataset`` environment, envs/dataset.py).
+
+    features: [d] the context (without a bias feature).
+    rewards:  [K] the expected reward (quality) of every arm in this context.
+    costs:    [K] the cost of every arm (environments with a cost), or None.
+    """
+
+    features: Array
+    rewards: Array
+    costs: Array | None = None
+
+
+@struct.dataclass
 class StepInfo:
     """What the runner records; never shown to the learner.
 
@@ -175,7 +190,8 @@ class EnvSpec:
 # Settings: one declaration serves validation, sweeps, `banditjax list` and the docs.
 # ---------------------------------------------------------------------------------------------
 _KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string",
-               "vector": "a list of numbers", "matrix": "a list of rows of numbers"}
+               "vector": "a list of numbers", "matrix": "a list of rows of numbers",
+               "names": "a list of strings", "path": "a file path (a string)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,8 +201,10 @@ class Setting:
     static: True when the value changes shapes or Python control flow (K, d, a buffer size, a
         choice of variant); static settings are fixed at trace time, so a sweep over one compiles
         once per value. Dynamic settings become arrays and a sweep over them is a ``vmap``.
-    kind: float, int, bool, str, "vector" (a list of numbers, e.g. arm means) or "matrix" (a
-        list of equally long rows of numbers, e.g. one vector of arm means per segment).
+    kind: float, int, bool, str, "vector" (a list of numbers, e.g. arm means), "matrix" (a
+        list of equally long rows of numbers, e.g. one vector of arm means per segment), "names"
+        (a list of strings, e.g. column names) or "path" (a file path: a string that
+        ``experiments.config.load`` resolves against the config file's folder).
     default_from: for a default that follows the horizon, the environment or another setting:
         ``default_from(values, context)`` gives the value when none is given (the config layer
         then ignores ``default``, which is what a direct construction and ``banditjax list``
@@ -238,6 +256,14 @@ class Setting:
             return [self._validate_vector(row, field, value) for row in value]
         if self.kind == "vector":
             return self._validate_vector(value, field, value)
+        if self.kind == "names":
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+            return [str(v) for v in value]
+        if self.kind == "path":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+            return value
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise ConfigError(f"{field} = {value!r}: expected true or false")
@@ -284,9 +310,9 @@ class Setting:
 
 
 def is_sweep(setting: Setting, value: Any) -> bool:
-    """A list is a sweep axis, except for vector settings where a list of lists is (and matrix
-    settings, where a list of lists of lists is)."""
-    if setting.kind == "vector":
+    """A list is a sweep axis, except for list-valued settings (vector, names) where a list of
+    lists is (and matrix settings, where a list of lists of lists is)."""
+    if setting.kind in ("vector", "names"):
         return isinstance(value, (list, tuple)) and len(value) > 0 and all(
             isinstance(v, (list, tuple)) for v in value)
     if setting.kind == "matrix":
@@ -519,6 +545,22 @@ class Environment(Configurable, abc.ABC):
     def arm_means(self, params: Any) -> tuple[Any, Any] | None:
         """(means [..., K], sigma or None) of (a batch of) params, or None: no arm means."""
         return None
+
+    # -- table export (``banditjax export``; docs/design.md, "Layout") -------------------------
+    def export_support(self, settings: Mapping[str, np.ndarray]) -> str | None:
+        """None when ``export_row`` describes this environment's rounds with these dynamic
+        settings ([R, ...] arrays) as rows of a full-information table: contexts i.i.d. and
+        untouched by the actions, each arm's expected reward (and cost) a function of the
+        context. Otherwise the reason, a phrase ("...: use ...")."""
+        return "it declares no table export"
+
+    def export_row(self, state: Any, params: Any) -> TableRow:
+        """The context of the round ``state`` is in, as a table row (see ``export_support``)."""
+        raise NotImplementedError(f"environment {self.name!r} cannot be exported")
+
+    def export_arm_names(self) -> tuple[str, ...]:
+        """Arm names for the table's column names ('reward.<arm>', 'cost.<arm>')."""
+        return tuple(str(k) for k in range(self.spec.num_arms))
 
     def metric_columns(self, sums: Mapping[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
         """Turns the cumulative sums of the per-round metrics into result columns.

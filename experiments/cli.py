@@ -1,4 +1,4 @@
-"""The ``banditjax`` command line: run, plot, table, list, bounds and bench.
+"""The ``banditjax`` command line: run, plot, table, list, export, bounds and bench.
 
 User errors (bad configs, unknown names, existing output folders, a failing ``--import``) print
 one ``error:`` line and exit with status 2, without a traceback. User modules (``--import``,
@@ -176,6 +176,16 @@ def _matches(name: str, patterns: list[str]) -> bool:
     return not patterns or any(p.lower() in name.lower() for p in patterns)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from experiments import config as config_lib
+    from experiments.export import export_table
+
+    config = config_lib.load(args.config, args.set or [])
+    out = export_table(config, args.rows, args.out)
+    print(f"{args.rows} rows: {out}")
+    return 0
+
+
 def describe_registries(patterns: list[str] = (), settings: bool | None = None) -> str:
     """Every environment, wrapper and learner whose name contains one of ``patterns``
     (case-insensitive; all when none): one line each with its description, and for a learner
@@ -297,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
                               "settings are shown")
     listing.add_argument("--settings", action="store_true",
                          help="show every setting, default and allowed values")
+    export = commands.add_parser(
+        "export", help="write a config's environment as a table for the dataset environment")
+    export.add_argument("config", help="a TOML (or YAML) config file (its first run is used)")
+    export.add_argument("--rows", type=int, required=True, metavar="N",
+                        help="number of rows (contexts of rounds 0 .. N-1 of the first run)")
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="the table: .parquet, .csv or .npz")
+    export.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a config value, as for run (repeatable)")
+    export.set_defaults(func=_cmd_export)
+
     listing.set_defaults(func=_cmd_list)
     for register in EXTRA_COMMANDS:
         register(commands)

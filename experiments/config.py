@@ -121,9 +121,29 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict:
     if isinstance(run, dict) and "imports" in run:
         run["imports"] = [user_code.resolve(spec, path.parent)
                           for spec in user_code.check_list(run["imports"])]
+    resolve_paths(config, path.parent)
     for item in overrides:
         apply_override(config, item)
     return config
+
+
+def resolve_paths(config: dict, folder: Path) -> None:
+    """Makes the relative file paths of the [env] table (settings of kind "path") absolute,
+    relative to ``folder``, the config file's folder; so a config and the table it names move
+    together, and the resolved config.toml of a results folder names the file it used. Paths
+    given by --set are left as given (relative to the working directory)."""
+    env = config.get("env")
+    if not isinstance(env, dict) or not isinstance(env.get("name"), str) or (
+            env["name"] not in ENVS):
+        return
+    for s in ENVS.get(env["name"], "env.name").settings:
+        value = env.get(s.name)
+        if s.kind != "path" or value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        resolved = [str((folder / v).resolve()) if isinstance(v, str) and v
+                    and not Path(v).is_absolute() else v for v in values]
+        env[s.name] = resolved if isinstance(value, list) else resolved[0]
 
 
 def parse_text(text: str, path: Path) -> dict:
@@ -467,6 +487,24 @@ def default_environments(horizon: int = 1000) -> dict[str, Environment]:
         except ConfigError:
             continue
     return out
+
+
+def first_environment(config: Mapping) -> tuple[Environment, dict, np.ndarray, np.ndarray]:
+    """The environment of a config's first run without its learners (``banditjax export``):
+    the object for the first value of every sweep, its dynamic settings as [1, ...] arrays
+    (wrappers' in their sub-dicts) and the (run key, instance key) of seed 0, instance 0,
+    the keys ``build`` gives that run."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("env"), Mapping):
+        raise ConfigError("[env]: missing; known environments: " + ", ".join(ENVS.names()))
+    run = _scalar_table(config.get("run", {}), RUN_SETTINGS, "run")
+    env_cls, combos = _expand_env(config["env"], run["horizon"])
+    combo = combos[0]
+    settings = _dynamic_arrays(env_cls, [combo.base], "env")
+    for name, values in combo.wrappers.items():
+        settings[name] = _dynamic_arrays(WRAPPERS.get(name, name), [values], f"env.{name}")
+    run_keys, instance_keys = derive_keys(run["seed"], np.zeros(1, np.int64),
+                                          np.zeros(1, np.int64))
+    return _build_env(env_cls, combo), settings, run_keys[0], instance_keys[0]
 
 
 def with_defaults(cls: type[Configurable], table: Mapping) -> dict:
