@@ -20,8 +20,8 @@ problem harder to explore. Arm order and boundaries follow the authors' released
 (``sample_wheel_bandit_data``): quadrant arms 0 (x > 0, y > 0), 1 (x > 0, y <= 0),
 2 (x <= 0, y > 0), 3 (x <= 0, y <= 0), the safe arm last, outer region ||X|| >= delta.
 
-The learner sees the 2-d context through ``envs/contexts.py`` (``encoding``: 'replicated' for
-one-model-per-arm learners, 'blocks' for shared-parameter and neural ones; ``bias``: a constant
+The learner sees the 2-d context through ``envs/contexts.py`` (``arm_features``: 'replicated'
+for one-model-per-arm learners, 'block' for shared-parameter and neural ones; ``bias``: a constant
 1 appended). Contexts are drawn as X = sqrt(u) (cos 2 pi v, sin 2 pi v) from two uniforms, exactly
 uniform in the disc (the authors draw by rejection from the square; same law). The context of
 round t lives in the state (made in ``reset`` and in ``step`` for the next round); contexts and
@@ -97,13 +97,13 @@ class WheelBandit(Environment):
                 "rewards", low=0.0),
         Setting("large_noise", 0.01, "sigma_3: reward noise standard deviation of the mu_3 "
                 "reward", low=0.0),
-        contexts.ENCODING,
+        contexts.ARM_FEATURES,
         contexts.BIAS,
     )
 
     @property
     def spec(self) -> EnvSpec:
-        d = contexts.feature_dim(CONTEXT_DIM, NUM_ARMS, self.encoding, self.bias)
+        d = contexts.feature_dim(CONTEXT_DIM, NUM_ARMS, self.arm_features, self.bias)
         return EnvSpec(num_arms=NUM_ARMS, feature_dim=d, reward_range=None,
                        bernoulli_rewards=False)
 
@@ -119,7 +119,7 @@ class WheelBandit(Environment):
         return jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)])
 
     def features(self, state: WheelState) -> Array:
-        return contexts.arm_features(state.context, NUM_ARMS, self.encoding, self.bias)
+        return contexts.arm_features(state.context, NUM_ARMS, self.arm_features, self.bias)
 
     # -- protocol -----------------------------------------------------------------------------
     def reset(self, key: Array, params: WheelParams) -> WheelState:

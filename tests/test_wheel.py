@@ -10,9 +10,9 @@ context layouts (envs/contexts.py).
   context outside (the safe arm is always best: regret exactly 0).
 - Contexts are uniform in the disc: P(||X|| < r) = r^2.
 - Uniform play's regret matches the closed form at delta = 0.5 (statistical, fixed seeds).
-- Layouts: 'replicated' rows equal the context plus bias; 'blocks' put it in arm a's block;
+- Layouts: 'replicated' rows equal the context plus bias; 'block' puts it in arm a's block;
   disjoint LinUCB has the same regret in both.
-- Settings: out-of-range delta and noise, an unknown encoding are one-line ConfigErrors.
+- Settings: out-of-range delta and noise, an unknown layout are one-line ConfigErrors.
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_layouts_replicated_and_blocks():
     assert replicated.spec.feature_dim == 3
     features = np.asarray(replicated.features(state))
     np.testing.assert_allclose(features, np.tile([0.3, -0.4, 1.0], (5, 1)), rtol=1e-6)
-    blocks = build({"encoding": "blocks", "bias": False}).env
+    blocks = build({"arm_features": "block", "bias": False}).env
     assert blocks.spec.feature_dim == 10
     features = np.asarray(blocks.features(state))
     expected = np.zeros((5, 10), np.float32)
@@ -147,9 +147,9 @@ def test_disjoint_linucb_sees_the_same_problem_in_both_layouts():
     # A disjoint ridge regression on arm a's block (zeros elsewhere) is the regression on the
     # context itself: LinUCB's regret is the same in both layouts, run by run (float32 sums).
     horizon = 300
-    regret = [run_group(build({"delta": 0.5, "encoding": encoding}, {"name": "linucb"},
+    regret = [run_group(build({"delta": 0.5, "arm_features": layout}, {"name": "linucb"},
                               horizon, 2), horizon)["regret"]
-              for encoding in ("replicated", "blocks")]
+              for layout in ("replicated", "block")]
     np.testing.assert_allclose(regret[0], regret[1], rtol=1e-4)
     assert np.all(regret[0][:, -1] < 0.5 * 29.4 * horizon)   # and it learns (uniform: 29.4/round)
 
@@ -159,7 +159,7 @@ def test_disjoint_linucb_sees_the_same_problem_in_both_layouts():
     ({"delta": -0.1}, "env.delta"),
     ({"noise": -1.0}, "env.noise"),
     ({"large_noise": -0.5}, "env.large_noise"),
-    ({"encoding": "onehot"}, "env.encoding"),
+    ({"arm_features": "onehot"}, "env.arm_features"),
     ({"K": 4}, "K"),
 ])
 def test_bad_settings_are_one_line_config_errors(env, field):
