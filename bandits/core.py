@@ -47,7 +47,8 @@ class Learner(Configurable, abc.ABC):
     # ``declared``, so a subclass registered under another name does not inherit them.
     theory: ClassVar[Any] = None             # bandits.theory.Theory: regret rate, upper bound
     colour: ClassVar[str | None] = None      # its colour in every figure (None: a free one)
-    role: ClassVar[str | None] = None        # 'reference' (a single fixed arm) or 'oracle'
+    role: ClassVar[str | None] = None        # 'reference' (a single fixed arm), 'oracle' or
+    #                                          'baseline' (what regret is normalised to: uniform)
 
     def __init__(self, spec: EnvSpec, horizon: int, **static: Any):
         self.spec = spec
