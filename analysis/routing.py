@@ -272,7 +272,10 @@ def headlines(points: pd.DataFrame, threshold: float = 0.95,
 # ---------------------------------------------------------------------------------------------
 def plot_routing(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """pareto.png (cost-quality plane, fronts, AIQ in the legend) and share.png (traffic per
-    model and budget), each with a PDF beside it."""
+    model and budget), each with a PDF beside it; nothing for a frame without quality and cost
+    columns (an environment that reports no costs)."""
+    if not {"quality", "cost"} <= set(frame.columns):
+        return []
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     apply_style()

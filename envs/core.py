@@ -169,7 +169,8 @@ class EnvSpec:
 # Settings: one declaration serves validation, sweeps, `banditjax list` and the docs.
 # ---------------------------------------------------------------------------------------------
 _KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string",
-               "vector": "a list of numbers"}
+               "vector": "a list of numbers", "names": "a list of strings",
+               "path": "a file path (a string)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +180,9 @@ class Setting:
     static: True when the value changes shapes or Python control flow (K, d, a buffer size, a
         choice of variant); static settings are fixed at trace time, so a sweep over one compiles
         once per value. Dynamic settings become arrays and a sweep over them is a ``vmap``.
-    kind: float, int, bool, str or "vector" (a list of numbers, e.g. arm means).
+    kind: float, int, bool, str, "vector" (a list of numbers, e.g. arm means), "names" (a list
+        of strings, e.g. column names) or "path" (a file path: a string that
+        ``experiments.config.load`` resolves against the config file's folder).
     default_from: for a default that follows the horizon or the environment (``default`` None):
         ``default_from(values, context)`` gives the value when none is given. ``context`` holds
         ``horizon`` (learners also get ``num_arms``, ``feature_dim`` and ``env``, the static
@@ -226,6 +229,14 @@ class Setting:
             for v in value:
                 self._check_range(float(v), field, value)
             return [float(v) for v in value]
+        if self.kind == "names":
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+            return [str(v) for v in value]
+        if self.kind == "path":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
+            return value
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise ConfigError(f"{field} = {value!r}: expected true or false")
@@ -264,8 +275,9 @@ class Setting:
 
 
 def is_sweep(setting: Setting, value: Any) -> bool:
-    """A list is a sweep axis, except for vector settings where a list of lists is."""
-    if setting.kind == "vector":
+    """A list is a sweep axis, except for list-valued settings (vector, names) where a list of
+    lists is."""
+    if setting.kind in ("vector", "names"):
         return isinstance(value, (list, tuple)) and len(value) > 0 and all(
             isinstance(v, (list, tuple)) for v in value)
     return isinstance(value, (list, tuple))

@@ -29,6 +29,8 @@ Exact non-uniform samplers (normal, gamma, beta, bernoulli, categorical): envs/d
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -119,3 +121,48 @@ def uniform(key: Array, shape: tuple[int, ...] = ()) -> Array:
     """Uniforms in [0, 1) of ``shape`` from the words of ``key`` (no hash for one or two)."""
     size = int(np.prod(shape, dtype=np.int64)) if shape else 1
     return to_unit(words(key, size)).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# A random permutation addressed by a counter: position -> element, nothing stored.
+# ---------------------------------------------------------------------------------------------
+PERMUTATION_ROUNDS = 6
+
+
+def permuted_index(key: Array, position: Array, size: int, cycle: Array = 0) -> Array:
+    """Element ``position`` (in [0, size)) of a pseudo-random permutation of [0, size).
+
+    A keyed bijection, so a whole permutation costs no memory and any position is computed on
+    its own (a per-run shuffle of a table's rows without an [N] array per run). Construction:
+    the alternating Feistel network on Z_a x Z_b of Black and Rogaway (2002), "Ciphers with
+    Arbitrary Finite Domains" (CT-RSA; method FE2, ``PERMUTATION_ROUNDS`` rounds, each round
+    adding a threefry word of (other half, round) under ``key`` to one half modulo its size), on
+    a x b >= size with a = ceil(sqrt(size)), b = ceil(size / a), restricted to [0, size) by
+    cycle walking (their section 3: re-encrypt until the value falls inside; it terminates
+    because the cycle through a value of [0, size) returns to it). Fewer than a of the a x b
+    values lie outside, so a walk is longer than one step with probability < 1 / sqrt(size).
+    Luby and Rackoff (1988, SIAM J. Comput.) show that 4 Feistel rounds with independent random
+    round functions give a pseudo-random permutation; 6 leave a margin for the small, unbalanced
+    halves used here (tested: every position of a small permutation is uniform over keys).
+
+    ``cycle`` selects an independent permutation under the same key (pass number over a table).
+    """
+    a = max(1, math.isqrt(size - 1) + 1) if size > 1 else 1
+    b = max(1, -(-size // a))
+    a_, b_ = np.uint32(a), np.uint32(b)
+    key = jnp.asarray(key, jnp.uint32)
+    base = jnp.asarray(cycle, jnp.uint32) * np.uint32(PERMUTATION_ROUNDS)
+
+    def encrypt(x):
+        left, right = x % a_, x // a_
+        for r in range(PERMUTATION_ROUNDS):
+            counter = base + np.uint32(r)
+            if r % 2 == 0:
+                left = (left + threefry2x32(key, (right, counter))[0] % a_) % a_
+            else:
+                right = (right + threefry2x32(key, (left, counter))[0] % b_) % b_
+        return left + a_ * right
+
+    first = encrypt(jnp.asarray(position, jnp.uint32))
+    walked = jax.lax.while_loop(lambda x: x >= np.uint32(size), encrypt, first)
+    return walked.astype(jnp.int32)

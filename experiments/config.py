@@ -103,9 +103,29 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict:
         raise ConfigError(f"{path}: not valid {path.suffix[1:].upper() or 'TOML'}: {error}")
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the top level must be a table")
+    resolve_paths(config, path.parent)
     for item in overrides:
         apply_override(config, item)
     return config
+
+
+def resolve_paths(config: dict, folder: Path) -> None:
+    """Makes the relative file paths of the [env] table (settings of kind "path") absolute,
+    relative to ``folder``, the config file's folder; so a config and the table it names move
+    together, and the resolved config.toml of a results folder names the file it used. Paths
+    given by --set are left as given (relative to the working directory)."""
+    env = config.get("env")
+    if not isinstance(env, dict) or not isinstance(env.get("name"), str) or (
+            env["name"] not in ENVS):
+        return
+    for s in ENVS.get(env["name"], "env.name").settings:
+        value = env.get(s.name)
+        if s.kind != "path" or value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        resolved = [str((folder / v).resolve()) if isinstance(v, str) and v
+                    and not Path(v).is_absolute() else v for v in values]
+        env[s.name] = resolved if isinstance(value, list) else resolved[0]
 
 
 def parse_value(text: str) -> Any:

@@ -25,6 +25,8 @@ arm is played and the runs differ by their keys only. Checked:
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,6 +54,9 @@ SMALL: dict[str, dict] = {
     "routing": {"models": 3, "budgets": [1.0, 4.0], "dim": 4, "topics": 4,
                 "abilities": [0.0, 0.5, 1.0], "price_in": [0.1, 1.0, 3.0],
                 "price_out": [0.4, 4.0, 15.0]},
+    # The small table checked into tests/data (no default table: path or preset is required).
+    "dataset": {"path": str(Path(__file__).parent / "data" / "classes.csv"), "label": "class",
+                "sampling": "permutation"},
 }
 # The delay wrapper around a plain environment: geometric delays of mean 2 in a small buffer.
 DELAYED = {"name": "bernoulli", "K": 3,
