@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from flax import struct
 
-from envs import randomness
+from envs import contexts, randomness
 from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Metric, Observation,
                        Setting, StepInfo, arm_max, closest, immediate_feedback, register_env,
                        take_arm)
@@ -72,7 +72,6 @@ from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Metric,
 PRESETS = ("digits", "wine", "breast_cancer", "iris")
 PRESET_LABEL = "target"            # the class column of a preset (scikit-learn's as_frame)
 SAMPLINGS = ("replacement", "permutation")
-ARM_FEATURES = ("replicated", "block")
 EXTENSIONS = (".parquet", ".csv", ".npz")
 REWARD_PREFIX, COST_PREFIX, FEATURE_PREFIX = "reward.", "cost.", "x."
 # Bytes of the float32 arrays held as constants of the compiled round. Each compiled function
@@ -334,10 +333,8 @@ class Dataset(Environment):
                 choices=SAMPLINGS),
         Setting("standardise", False, "centre and scale every feature column", kind=bool,
                 static=True),
-        Setting("bias", True, "append a constant 1 to the features", kind=bool, static=True),
-        Setting("arm_features", "replicated", "per-arm features: 'replicated' (the context for "
-                "every arm: disjoint learners) or 'block' (arm a's block of K: shared-parameter "
-                "learners)", kind=str, static=True, choices=ARM_FEATURES),
+        contexts.BIAS,
+        contexts.ARM_FEATURES,
     )
     metrics = (REGRET, Metric("quality", "mean quality up to t"),
                Metric("cost", "mean cost up to t"))
@@ -411,13 +408,8 @@ class Dataset(Environment):
 
     def row_features(self, row: Array) -> Array:
         """[K, d] (replicated) or [K, K d] (block) features of a row."""
-        x = jnp.asarray(self.table.features)[row]
-        if self.bias:
-            x = jnp.concatenate([x, jnp.ones((1,), jnp.float32)])
-        k = self.num_arms
-        if self.arm_features == "block":
-            return (jnp.eye(k, dtype=jnp.float32)[:, :, None] * x[None, None, :]).reshape(k, -1)
-        return jnp.broadcast_to(x, (k, x.shape[0]))
+        return contexts.arm_features(jnp.asarray(self.table.features)[row], self.num_arms,
+                                     self.arm_features, self.bias)
 
     # -- protocol -------------------------------------------------------------------------------
     def sample_params(self, key: Array, settings: Mapping[str, Array]) -> DatasetParams:
