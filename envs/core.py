@@ -83,6 +83,21 @@ class Feedback:
 
 
 @struct.dataclass
+class TableRow:
+    """One round's context as a row of a full-information table (``banditjax export``, read back
+    by the ``dataset`` environment, envs/dataset.py).
+
+    features: [d] the context (without a bias feature).
+    rewards:  [K] the expected reward (quality) of every arm in this context.
+    costs:    [K] the cost of every arm (environments with a cost), or None.
+    """
+
+    features: Array
+    rewards: Array
+    costs: Array | None = None
+
+
+@struct.dataclass
 class StepInfo:
     """What the runner records; never shown to the learner.
 
@@ -482,6 +497,22 @@ class Environment(Configurable, abc.ABC):
     def arm_means(self, params: Any) -> tuple[Any, Any] | None:
         """(means [..., K], sigma or None) of (a batch of) params, or None: no arm means."""
         return None
+
+    # -- table export (``banditjax export``; docs/design.md, "Layout") -------------------------
+    def export_support(self, settings: Mapping[str, np.ndarray]) -> str | None:
+        """None when ``export_row`` describes this environment's rounds with these dynamic
+        settings ([R, ...] arrays) as rows of a full-information table: contexts i.i.d. and
+        untouched by the actions, each arm's expected reward (and cost) a function of the
+        context. Otherwise the reason, a phrase ("...: use ...")."""
+        return "it declares no table export"
+
+    def export_row(self, state: Any, params: Any) -> TableRow:
+        """The context of the round ``state`` is in, as a table row (see ``export_support``)."""
+        raise NotImplementedError(f"environment {self.name!r} cannot be exported")
+
+    def export_arm_names(self) -> tuple[str, ...]:
+        """Arm names for the table's column names ('reward.<arm>', 'cost.<arm>')."""
+        return tuple(str(k) for k in range(self.spec.num_arms))
 
     def metric_columns(self, sums: Mapping[str, np.ndarray], t: np.ndarray) -> dict[str, np.ndarray]:
         """Turns the cumulative sums of the per-round metrics into result columns.

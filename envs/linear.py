@@ -45,7 +45,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting, StepInfo,
-                       immediate_feedback, register_env, unit_rows)
+                       TableRow, immediate_feedback, register_env, unit_rows)
 
 MODELS = ("shared", "disjoint")
 THETA_GENERATORS = ("sphere", "gaussian", "fixed")
@@ -172,6 +172,18 @@ class _LinearModel(Environment):
         info = StepInfo(regret=jnp.max(expected) - chosen)
         next_state = LinearState(t=state.t + 1, features=self.draw_context(context_key, params))
         return next_state, feedback, info
+
+    # -- table export (``banditjax export``) ----------------------------------------------------
+    def export_support(self, settings: Mapping[str, Any]) -> str | None:
+        if self.model != "disjoint":
+            return ("model = 'shared' gives every arm its own features, a table row holds one "
+                    "context: use model = 'disjoint'")
+        return None
+
+    def export_row(self, state: LinearState, params: LinearParams) -> TableRow:
+        """The shared context x (d columns) and E[r] of every arm."""
+        return TableRow(features=state.features[0], rewards=self.expected_rewards(
+            self.linear_predictors(state, params)))
 
     @abc.abstractmethod
     def expected_rewards(self, predictors: Array) -> Array:

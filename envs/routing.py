@@ -120,7 +120,7 @@ from jax.scipy.special import xlogy
 
 from envs.core import REGRET, Metric
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting, StepInfo,
-                       immediate_feedback, register_env, unit_rows)
+                       TableRow, immediate_feedback, register_env, unit_rows)
 
 # The calibrated model table: (name, input $/1M tokens, output $/1M tokens, ability theta_m).
 # Prices: public list prices in 2024 (see the module docstring). Abilities: calibrated on this
@@ -528,6 +528,24 @@ class Routing(Environment):
         """[K, d + 1]: (z, 1) for every arm."""
         row = jnp.concatenate([state.z, jnp.ones((1,), jnp.float32)])
         return jnp.broadcast_to(row, (self.num_arms, self.dim + 1))
+
+    # -- table export (``banditjax export``) ----------------------------------------------------
+    def export_support(self, settings: Mapping[str, Any]) -> str | None:
+        if self.shift != "none":
+            return f"shift = {self.shift!r} changes the arms during a run: use shift = 'none'"
+        if "budget" in settings:
+            return "budget (the token bucket) depends on past play: leave budget out"
+        return None
+
+    def export_row(self, state: RoutingState, params: RoutingParams) -> TableRow:
+        """z (d columns; the dataset environment's bias restores the observed (z, 1)), the
+        expected quality q of every arm, and its normalised cost (so the table's objective
+        q - lambda * cost is this environment's)."""
+        return TableRow(features=state.z, rewards=state.quality,
+                        costs=state.cost / params.cost_scale)
+
+    def export_arm_names(self) -> tuple[str, ...]:
+        return self.arm_names()
 
     # -- protocol -------------------------------------------------------------------------------
     def reset(self, key: Array, params: RoutingParams) -> RoutingState:

@@ -1,4 +1,4 @@
-"""The ``banditjax`` command line: run, plot, list, bounds and bench.
+"""The ``banditjax`` command line: run, plot, list, export, bounds and bench.
 
 User errors (bad configs, unknown names, existing output folders) print one ``error:`` line and
 exit with status 2, without a traceback.
@@ -79,6 +79,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from experiments import config as config_lib
+    from experiments.export import export_table
+
+    config = config_lib.load(args.config, args.set or [])
+    out = export_table(config, args.rows, args.out)
+    print(f"{args.rows} rows: {out}")
+    return 0
+
+
 def describe_registries() -> str:
     """Every environment, wrapper and learner with its settings and defaults."""
     import bandits  # noqa: F401
@@ -144,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--logx", action="store_true", default=None,
                       help="logarithmic t axis (default: as the run's config says)")
     plot.set_defaults(func=_cmd_plot)
+
+    export = commands.add_parser(
+        "export", help="write a config's environment as a table for the dataset environment")
+    export.add_argument("config", help="a TOML (or YAML) config file (its first run is used)")
+    export.add_argument("--rows", type=int, required=True, metavar="N",
+                        help="number of rows (contexts of rounds 0 .. N-1 of the first run)")
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="the table: .parquet, .csv or .npz")
+    export.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a config value, as for run (repeatable)")
+    export.set_defaults(func=_cmd_export)
 
     listing = commands.add_parser("list", help="every environment and learner with its settings")
     listing.set_defaults(func=_cmd_list)

@@ -389,6 +389,24 @@ def build(config: Mapping) -> Experiment:
     return Experiment(config=resolved, run=run, plot=plot, groups=groups)
 
 
+def first_environment(config: Mapping) -> tuple[Environment, dict, np.ndarray, np.ndarray]:
+    """The environment of a config's first run without its learners (``banditjax export``):
+    the object for the first value of every sweep, its dynamic settings as [1, ...] arrays
+    (wrappers' in their sub-dicts) and the (run key, instance key) of seed 0, instance 0,
+    the keys ``build`` gives that run."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("env"), Mapping):
+        raise ConfigError("[env]: missing; known environments: " + ", ".join(ENVS.names()))
+    run = _scalar_table(config.get("run", {}), RUN_SETTINGS, "run")
+    env_cls, combos = _expand_env(config["env"], run["horizon"])
+    combo = combos[0]
+    settings = _dynamic_arrays(env_cls, [combo.base], "env")
+    for name, values in combo.wrappers.items():
+        settings[name] = _dynamic_arrays(WRAPPERS.get(name, name), [values], f"env.{name}")
+    run_keys, instance_keys = derive_keys(run["seed"], np.zeros(1, np.int64),
+                                          np.zeros(1, np.int64))
+    return _build_env(env_cls, combo), settings, run_keys[0], instance_keys[0]
+
+
 def with_defaults(cls: type[Configurable], table: Mapping) -> dict:
     """``table`` with every setting it leaves out at its declared default (None ones omitted).
 
