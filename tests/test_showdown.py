@@ -3,6 +3,7 @@
 configs (experiments/configs/showdown*.toml) build."""
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.showdown import markdown_table, normalised_regret
+from envs.core import ConfigError
 from experiments import config as config_lib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +61,17 @@ def test_a_setting_without_the_baseline_is_refused():
         normalised_regret(frame)
 
 
-@pytest.mark.parametrize("name", ["showdown.toml"])
-def test_showdown_configs_build(name):
-    experiment = config_lib.build(config_lib.load(ROOT / "experiments" / "configs" / name))
+def test_showdown_configs_build():
+    experiment = config_lib.build(config_lib.load(ROOT / "experiments" / "configs" /
+                                                  "showdown.toml"))
     learners = {g.runs["learner"].iloc[0] for g in experiment.groups}
     assert "uniform" in learners and len(learners) >= 4
+    assert sorted(set(experiment.groups[0].runs["env.delta"])) == [0.5, 0.7, 0.9, 0.95, 0.99]
+    datasets = config_lib.load(ROOT / "experiments" / "configs" / "showdown_datasets.toml")
+    if importlib.util.find_spec("sklearn") is None:
+        # Without the optional extra a preset is a one-line error naming it.
+        with pytest.raises(ConfigError, match="datasets"):
+            config_lib.build(datasets)
+    else:
+        presets = {g.env.preset for g in config_lib.build(datasets).groups}
+        assert presets == {"iris", "wine", "breast_cancer", "digits"}
