@@ -6,11 +6,12 @@ that arm's reward in the row; the pseudo-regret is the best arm's reward in the 
 chosen arm's (regret against the best arm of the drawn row).
 
 - Classification data as a bandit: Riquelme, Tucker and Snoek (2018), "Deep Bayesian Bandits
-  Showdown", sec. 5 and appendix (one arm per class, reward 1 for the right label and 0
-  otherwise, or other reward / penalty values), the construction also used by Dudik, Langford
-  and Li (2011), "Doubly Robust Policy Evaluation and Learning", sec. 5 (and Vowpal Wabbit's
-  ``--cbify``). ``label`` names the class column; its sorted distinct values are the arms;
-  the right arm pays ``label_reward``, every other arm ``label_penalty``.
+  Showdown" (ICLR), their real-data problems (one arm per class, reward 1 for the right label
+  and 0 otherwise, or other reward / penalty values), the construction also used by Dudik,
+  Langford and Li (2011), "Doubly Robust Policy Evaluation and Learning" (ICML), in their
+  multiclass experiments (and by Vowpal Wabbit's ``--cbify``). ``label`` names the class
+  column; its sorted distinct values are the arms; the right arm pays ``label_reward``, every
+  other arm ``label_penalty``.
 - Routing tables (RouterBench, Hu et al. 2024, sec. 3): for every prompt each model's quality
   and cost. With ``costs`` the reward is the objective of envs/routing.py,
   quality - lambda * cost (lambda = ``cost_weight``), Feedback.extras carries 'quality' and
@@ -265,8 +266,21 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
     if values.get("standardise"):
         spread = x.std(axis=0)
         x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    table = Table(features=x.astype(np.float32), rewards=reward_array, labels=labels,
-                  costs=cost_array, feature_names=tuple(features), arm_names=arm_names)
+    return Table(features=x.astype(np.float32), rewards=reward_array, labels=labels,
+                 costs=cost_array, feature_names=tuple(features), arm_names=arm_names)
+
+
+_MAPPING = ("path", "preset", "features", "rewards", "label", "costs", "standardise")
+
+
+def load_table(values: Mapping[str, Any], where: str = "env") -> Table:
+    """The table a ``dataset`` config names (``path`` or ``preset``) under its mapping (cached:
+    the config layer checks every combination of a sweep, then builds one object per group)."""
+    key = tuple(tuple(v) if isinstance(v, list) else v
+                for v in (values.get(name) for name in _MAPPING))
+    path = values.get("path")
+    stamp = os.path.getmtime(path) if path is not None and os.path.isfile(path) else None
+    table = _load_table(key + (stamp,), where)
     if table.nbytes > MAX_TABLE_BYTES:
         raise ConfigError(f"{where}: the table takes {table.nbytes / 2 ** 20:.0f} MiB as float32, "
                           f"more than the {MAX_TABLE_BYTES / 2 ** 20:.0f} MiB a compiled round "
@@ -274,8 +288,13 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
     return table
 
 
-def load_table(values: Mapping[str, Any], where: str = "env") -> Table:
-    """The table a ``dataset`` config names (``path`` or ``preset``) under its mapping."""
+@functools.lru_cache(maxsize=8)
+def _load_table(key: tuple, where: str) -> Table:
+    values = dict(zip(_MAPPING, (list(v) if isinstance(v, tuple) else v for v in key)))
+    return _load_uncached(values, where)
+
+
+def _load_uncached(values: Mapping[str, Any], where: str) -> Table:
     path, preset = values.get("path"), values.get("preset")
     if (path is None) == (preset is None):
         raise ConfigError(f"{where}: give exactly one of path (a Parquet, CSV or NPZ file) or "
