@@ -49,7 +49,8 @@ class Learner(Configurable, abc.ABC):
     # ``declared``, so a subclass registered under another name does not inherit them.
     theory: ClassVar[Any] = None             # bandits.theory.Theory: regret rate, upper bound
     colour: ClassVar[str | None] = None      # its colour in every figure (None: a free one)
-    role: ClassVar[str | None] = None        # 'reference' (a single fixed arm) or 'oracle'
+    role: ClassVar[str | None] = None        # 'reference' (a single fixed arm), 'oracle' or
+    #                                          'baseline' (what regret is normalised to: uniform)
     # Values the learner reports about its own state (``report``), recorded as they are at every
     # recorded round and become result columns (docs/design.md, "Results"); inherited, like
     # ``report``, by subclasses.

@@ -78,9 +78,11 @@ class IndexPolicy(Learner):
 
 @register_learner("uniform")
 class Uniform(IndexPolicy):
-    """A uniformly random arm every round."""
+    """A uniformly random arm every round: the baseline that regret is normalised to
+    (``analysis/showdown.py``, Riquelme, Tucker and Snoek 2018)."""
     theory = Theory("linear")
     colour = "#000000"
+    role = "baseline"
 
     def index(self, key, stats, obs, hparams):
         return jnp.zeros((self.num_arms,))

@@ -7,4 +7,6 @@ from envs import delay  # noqa: F401
 from envs import routing  # noqa: F401
 from envs import changing  # noqa: F401
 from envs import dataset  # noqa: F401
+from envs import replay  # noqa: F401
+from envs import wheel  # noqa: F401
 from envs.core import ENVS, WRAPPERS, ConfigError, Environment, EnvSpec  # noqa: F401

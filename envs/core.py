@@ -497,6 +497,9 @@ class Environment(Configurable, abc.ABC):
     reward_family: ClassVar[str | None] = None   # a stochastic K-armed bandit whose arms follow
     #                                              one-parameter laws (envs.theory.REWARD_FAMILIES)
     linear_model: ClassVar[bool] = False   # expected reward <theta, x> with sub-Gaussian noise
+    logged_feedback: ClassVar[bool] = False   # replays a log (envs/replay.py): feedback only on
+    #                                           rounds whose action matches the logged one (masked
+    #                                           otherwise); regret an estimate that may decrease
 
     def __init__(self, **static: Any):
         for s in self.static_settings():

@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 from flax import struct
 
-from envs import randomness
+from envs import contexts, randomness
 from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Metric, Observation,
                        Setting, StepInfo, arm_max, closest, immediate_feedback, register_env,
                        take_arm)
@@ -73,7 +73,6 @@ from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Metric,
 PRESETS = ("digits", "wine", "breast_cancer", "iris")
 PRESET_LABEL = "target"            # the class column of a preset (scikit-learn's as_frame)
 SAMPLINGS = ("replacement", "permutation")
-ARM_FEATURES = ("replicated", "block")
 EXTENSIONS = (".parquet", ".csv", ".npz")
 REWARD_PREFIX, COST_PREFIX, FEATURE_PREFIX = "reward.", "cost.", "x."
 # Bytes of the float32 arrays held as constants of the compiled round. Each compiled function
@@ -166,7 +165,7 @@ class Table:
                    if a is not None)
 
 
-def _missing(frame: pd.DataFrame, field: str, names: list[str], where: str) -> None:
+def require_columns(frame: pd.DataFrame, field: str, names: list[str], where: str) -> None:
     columns = [str(c) for c in frame.columns]
     for name in names:
         if name not in frame.columns:
@@ -176,7 +175,7 @@ def _missing(frame: pd.DataFrame, field: str, names: list[str], where: str) -> N
                               f"{closest(name, columns)}; columns: {shown}")
 
 
-def _numeric(frame: pd.DataFrame, field: str, names: list[str], where: str) -> np.ndarray:
+def numeric_columns(frame: pd.DataFrame, field: str, names: list[str], where: str) -> np.ndarray:
     """[N, len(names)] float64 of numeric, finite columns (else a one-line ConfigError)."""
     out = np.zeros((len(frame), len(names)), np.float64)
     for j, name in enumerate(names):
@@ -194,7 +193,7 @@ def _numeric(frame: pd.DataFrame, field: str, names: list[str], where: str) -> n
     return out
 
 
-def _check_names(field: str, names: list[str], where: str) -> None:
+def check_unique(field: str, names: list[str], where: str) -> None:
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise ConfigError(f"{where}.{field}: column(s) {twice} listed twice; list each once")
@@ -219,7 +218,7 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
     used: list[str] = []
     labels = reward_array = None
     if label is not None:
-        _missing(frame, "label", [label], where)
+        require_columns(frame, "label", [label], where)
         column = frame[label]
         if column.isna().any():
             raise ConfigError(f"{where}.label: column {label!r} has {int(column.isna().sum())} "
@@ -229,9 +228,9 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
         labels = labels.astype(np.int32)
         used.append(label)
     else:
-        _check_names("rewards", rewards, where)
-        _missing(frame, "rewards", rewards, where)
-        reward_array = _numeric(frame, "rewards", rewards, where).astype(np.float32)
+        check_unique("rewards", rewards, where)
+        require_columns(frame, "rewards", rewards, where)
+        reward_array = numeric_columns(frame, "rewards", rewards, where).astype(np.float32)
         arm_names = tuple(r[len(REWARD_PREFIX):] if r.startswith(REWARD_PREFIX) else r
                           for r in rewards)
         used += rewards
@@ -242,24 +241,24 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
                           f"bandit needs at least 2 arms")
     cost_array = None
     if costs is not None:
-        _check_names("costs", costs, where)
+        check_unique("costs", costs, where)
         if len(costs) != k:
             raise ConfigError(f"{where}.costs has {len(costs)} columns but there are {k} arms; "
                               f"give one cost column per arm, in arm order")
-        _missing(frame, "costs", costs, where)
-        cost_array = _numeric(frame, "costs", costs, where).astype(np.float32)
+        require_columns(frame, "costs", costs, where)
+        cost_array = numeric_columns(frame, "costs", costs, where).astype(np.float32)
         used += costs
     features = values.get("features")
     if features is None:
         features = [str(c) for c in frame.columns if str(c) not in used]
     else:
-        _check_names("features", features, where)
-        _missing(frame, "features", features, where)
+        check_unique("features", features, where)
+        require_columns(frame, "features", features, where)
         overlap = [f for f in features if f in used]
         if overlap:
             raise ConfigError(f"{where}.features: column {overlap[0]!r} is also a reward, cost "
                               f"or label column; a feature must not reveal the rewards")
-    x = _numeric(frame, "features", features, where)
+    x = numeric_columns(frame, "features", features, where)
     rows = len(frame)
     if rows < max(2, k):
         raise ConfigError(f"{where}: the table has {rows} rows but {k} arms; at least max(2, "
@@ -311,6 +310,16 @@ def _load_uncached(values: Mapping[str, Any], where: str) -> Table:
     return table_from_frame(frame, values, where)
 
 
+def draw_row(key: Array, order_key: Array, t: Array, rows: int, sampling: str) -> Array:
+    """The row of round t of a table of ``rows`` rows (shared with envs/replay.py):
+    'replacement': uniform from ``key``; 'permutation': position t mod rows of the per-run
+    permutation of pass t // rows (``randomness.permuted_index`` under ``order_key``)."""
+    if sampling == "replacement":
+        return (randomness.words(key, 1)[0] % np.uint32(rows)).astype(jnp.int32)
+    t = jnp.asarray(t, jnp.uint32)
+    return randomness.permuted_index(order_key, t % np.uint32(rows), rows, t // np.uint32(rows))
+
+
 # ---------------------------------------------------------------------------------------------
 # The environment.
 # ---------------------------------------------------------------------------------------------
@@ -353,10 +362,8 @@ class Dataset(Environment):
                 choices=SAMPLINGS),
         Setting("standardise", False, "centre and scale every feature column", kind=bool,
                 static=True),
-        Setting("bias", True, "append a constant 1 to the features", kind=bool, static=True),
-        Setting("arm_features", "replicated", "per-arm features: 'replicated' (the context for "
-                "every arm: disjoint learners) or 'block' (arm a's block of K: shared-parameter "
-                "learners)", kind=str, static=True, choices=ARM_FEATURES),
+        contexts.BIAS,
+        contexts.ARM_FEATURES,
     )
     metrics = (REGRET, Metric("quality", "mean quality up to t"),
                Metric("cost", "mean cost up to t"))
@@ -403,13 +410,8 @@ class Dataset(Environment):
 
     # -- rows -----------------------------------------------------------------------------------
     def draw_row(self, key: Array, order_key: Array, t: Array) -> Array:
-        """The row of round t: uniform from ``key``, or position t of this run's permutation."""
-        rows = self.table.rows
-        if self.sampling == "replacement":
-            return (randomness.words(key, 1)[0] % np.uint32(rows)).astype(jnp.int32)
-        t = jnp.asarray(t, jnp.uint32)
-        return randomness.permuted_index(order_key, t % np.uint32(rows), rows,
-                                         t // np.uint32(rows))
+        """The row of round t (``draw_row`` of this table's rows and ``sampling``)."""
+        return draw_row(key, order_key, t, self.table.rows, self.sampling)
 
     def row_quality(self, row: Array) -> Array:
         """The reward (quality) of every arm in a row ([K])."""
@@ -430,13 +432,8 @@ class Dataset(Environment):
 
     def row_features(self, row: Array) -> Array:
         """[K, d] (replicated) or [K, K d] (block) features of a row."""
-        x = jnp.asarray(self.table.features)[row]
-        if self.bias:
-            x = jnp.concatenate([x, jnp.ones((1,), jnp.float32)])
-        k = self.num_arms
-        if self.arm_features == "block":
-            return (jnp.eye(k, dtype=jnp.float32)[:, :, None] * x[None, None, :]).reshape(k, -1)
-        return jnp.broadcast_to(x, (k, x.shape[0]))
+        return contexts.arm_features(jnp.asarray(self.table.features)[row], self.num_arms,
+                                     self.arm_features, self.bias)
 
     # -- protocol -------------------------------------------------------------------------------
     def sample_params(self, key: Array, settings: Mapping[str, Array]) -> DatasetParams:

@@ -16,6 +16,7 @@ FIGURES = {
     "sweep": "paper_figures.sweep",                # 5. LinUCB alpha x lambda heatmap
     "throughput": "paper_figures.throughput",      # 6. agent-steps/s, JAX against NumPy
     "nonstationary": "paper_figures.nonstationary",  # 7. dynamic regret, change points
+    "showdown": "paper_figures.showdown",          # 8. Wheel bandit, regret / uniform's
 }
 
 
