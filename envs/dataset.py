@@ -199,6 +199,28 @@ def check_unique(field: str, names: list[str], where: str) -> None:
         raise ConfigError(f"{where}.{field}: column(s) {twice} listed twice; list each once")
 
 
+def feature_matrix(frame: pd.DataFrame, features: list[str] | None, used: list[str], where: str,
+                   reveals: str) -> tuple[list[str], np.ndarray]:
+    """(names, [rows, d] float matrix) of the feature columns: ``features``, or every column not
+    in ``used`` when None; a named column that is also in ``used`` is refused (it is
+    ``reveals``)."""
+    if features is None:
+        features = [str(c) for c in frame.columns if str(c) not in used]
+    else:
+        check_unique("features", features, where)
+        require_columns(frame, "features", features, where)
+        overlap = [f for f in features if f in used]
+        if overlap:
+            raise ConfigError(f"{where}.features: column {overlap[0]!r} is also {reveals}")
+    return features, numeric_columns(frame, "features", features, where)
+
+
+def standardised(x: np.ndarray) -> np.ndarray:
+    """Every column minus its mean, divided by its standard deviation (constant columns: 1)."""
+    spread = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+
 def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str = "env"
                      ) -> Table:
     """The arrays of ``frame`` under the column mapping of ``values`` (the env settings)."""
@@ -248,24 +270,15 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
         require_columns(frame, "costs", costs, where)
         cost_array = numeric_columns(frame, "costs", costs, where).astype(np.float32)
         used += costs
-    features = values.get("features")
-    if features is None:
-        features = [str(c) for c in frame.columns if str(c) not in used]
-    else:
-        check_unique("features", features, where)
-        require_columns(frame, "features", features, where)
-        overlap = [f for f in features if f in used]
-        if overlap:
-            raise ConfigError(f"{where}.features: column {overlap[0]!r} is also a reward, cost "
-                              f"or label column; a feature must not reveal the rewards")
-    x = numeric_columns(frame, "features", features, where)
+    features, x = feature_matrix(frame, values.get("features"), used, where,
+                                 "a reward, cost or label column; a feature must not "
+                                 "reveal the rewards")
     rows = len(frame)
     if rows < max(2, k):
         raise ConfigError(f"{where}: the table has {rows} rows but {k} arms; at least max(2, "
                           f"number of arms) rows are needed")
     if values.get("standardise"):
-        spread = x.std(axis=0)
-        x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+        x = standardised(x)
     return Table(features=x.astype(np.float32), rewards=reward_array, labels=labels,
                  costs=cost_array, feature_names=tuple(features), arm_names=arm_names)
 
@@ -406,7 +419,9 @@ class Dataset(Environment):
             reward_range = (low, high) if high > low else None
             bernoulli = bool(np.isin(self.table.rewards, (0.0, 1.0)).all())
         return EnvSpec(num_arms=k, feature_dim=d * k if self.arm_features == "block" else d,
-                       reward_range=reward_range, bernoulli_rewards=bernoulli)
+                       reward_range=reward_range, bernoulli_rewards=bernoulli,
+                       feedback_extras=("quality", "cost") if self.costed else (),
+                       expected_rewards=True)
 
     # -- rows -----------------------------------------------------------------------------------
     def draw_row(self, key: Array, order_key: Array, t: Array) -> Array:

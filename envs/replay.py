@@ -57,8 +57,8 @@ from flax import struct
 from envs import contexts, randomness
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Metric, Observation, Setting,
                        StepInfo, immediate_feedback, register_env)
-from envs.dataset import (MAX_TABLE_BYTES, SAMPLINGS, check_unique, draw_row, numeric_columns,
-                          read_table, require_columns)
+from envs.dataset import (MAX_TABLE_BYTES, SAMPLINGS, check_unique, draw_row, feature_matrix,
+                          numeric_columns, read_table, require_columns, standardised)
 
 DEFAULT_PROPENSITY = "propensity"
 
@@ -140,23 +140,14 @@ def load_log(values: Mapping[str, Any], where: str = "env") -> Log:
     else:
         p = np.full(len(frame), 1.0 / k)
 
-    features = values.get("features")
-    if features is None:
-        features = [str(c) for c in frame.columns if str(c) not in used]
-    else:
-        check_unique("features", features, where)
-        require_columns(frame, "features", features, where)
-        overlap = [f for f in features if f in used]
-        if overlap:
-            raise ConfigError(f"{where}.features: column {overlap[0]!r} is also the action, "
-                              f"reward or propensity column; a feature must not reveal them")
-    x = numeric_columns(frame, "features", features, where)
+    features, x = feature_matrix(frame, values.get("features"), used, where,
+                                 "the action, reward or propensity column; a feature must "
+                                 "not reveal them")
     if len(frame) < 2:
         raise ConfigError(f"{where}.path = {path!r}: the log has {len(frame)} rows; at least 2 "
                           f"are needed")
     if values.get("standardise"):
-        spread = x.std(axis=0)
-        x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+        x = standardised(x)
     log = Log(features=x.astype(np.float32), actions=logged.astype(np.int32),
               rewards=rewards.astype(np.float32), propensities=p.astype(np.float32),
               num_arms=k, feature_names=tuple(features))
