@@ -5,4 +5,5 @@ from envs import nonlinear  # noqa: F401
 from envs import dueling  # noqa: F401
 from envs import delay  # noqa: F401
 from envs import routing  # noqa: F401
+from envs import history  # noqa: F401
 from envs.core import ENVS, WRAPPERS, ConfigError, Environment, EnvSpec  # noqa: F401

@@ -426,6 +426,9 @@ class Environment(Configurable, abc.ABC):
     reward_family: ClassVar[str | None] = None   # a stochastic K-armed bandit whose arms follow
     #                                              one-parameter laws (envs.theory.REWARD_FAMILIES)
     linear_model: ClassVar[bool] = False   # expected reward <theta, x> with sub-Gaussian noise
+    monotone_regret: ClassVar[bool] = True   # every per-round regret is >= 0; False for a policy
+    #                                          regret against a simulated benchmark policy, whose
+    #                                          sum is >= 0 but may fall (envs.history.Rotting)
 
     def __init__(self, **static: Any):
         for s in self.static_settings():
