@@ -47,14 +47,21 @@ def final_summary(frame: pd.DataFrame, metrics: tuple[str, ...] = ("regret",)) -
 
 def declared_metrics(frame: pd.DataFrame) -> tuple:
     """The ``envs.core.Metric`` declarations of a frame's environment and of the wrappers whose
-    ``env.<wrapper>.*`` columns it carries (docs/design.md, "Results"), present in the frame."""
+    ``env.<wrapper>.*`` columns it carries, then those of its learners (``Learner.metrics``,
+    values they report about their own state; docs/design.md, "Results"), present in the frame.
+    A learner metric's column is NaN on the rows of learners that do not report it."""
+    import bandits  # noqa: F401  (registers every learner)
     import envs  # noqa: F401  (registers every environment and wrapper)
+    from bandits.core import learner_metrics
     from envs.core import WRAPPERS, reported_metrics
 
     wrappers = [name for name in WRAPPERS.names()
                 if any(str(c).startswith(f"env.{name}.") for c in frame.columns)]
-    return tuple(m for m in reported_metrics(str(frame["env"].iloc[0]), wrappers)
-                 if m.name in frame)
+    metrics = reported_metrics(str(frame["env"].iloc[0]), wrappers)
+    known = {m.name for m in metrics}
+    metrics += tuple(m for m in learner_metrics(list(dict.fromkeys(frame["learner"])))
+                     if m.name not in known)
+    return tuple(m for m in metrics if m.name in frame)
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -6,9 +6,11 @@ in every figure (the ``colour`` a learner class declares, else a palette colour 
 of the figure has, by order of appearance), line styles telling apart the settings of one
 learner, and 95% confidence bands.
 
-What ``banditjax plot`` draws is declared by the environment (docs/design.md, "Layout"): one
-figure per ``Metric`` with ``figure=True`` (``envs.core.Environment.metrics``, a wrapper's added),
-then the environment's ``figures``, "module:function" names of function(frame, out_dir) -> paths.
+What ``banditjax plot`` draws is declared by the environment and the learners (docs/design.md,
+"Layout"): one figure per ``Metric`` with ``figure=True`` (``envs.core.Environment.metrics``, a
+wrapper's added, then the learners' ``bandits.core.Learner.metrics``, drawn for the learners that
+report them), then the environment's ``figures``, "module:function" names of
+function(frame, out_dir) -> paths.
 """
 from __future__ import annotations
 
@@ -143,13 +145,16 @@ def declared_figures(frame: pd.DataFrame) -> list:
 def plot_results(frame: pd.DataFrame, out_dir: Path, logx: bool = False,
                  logy: bool = False) -> list[Path]:
     """Every figure for a results folder: one per declared metric with ``figure=True``
-    (``<metric>.png`` and .pdf; regret first), then the environment's declared figures."""
+    (``<metric>.png`` and .pdf; regret first), then the environment's declared figures. A
+    learner-reported metric is drawn for the settings that report it (its rows that are not
+    NaN)."""
     out_dir = Path(out_dir)
     paths: list[Path] = []
     for metric in declared_metrics(frame):
         if metric.figure:
-            paths += plot_regret(frame, out_dir / f"{metric.name}.png", logx=logx, logy=logy,
-                                 metric=metric.name, ylabel=metric.label)
+            reported = frame[frame[metric.name].notna()]
+            paths += plot_regret(reported, out_dir / f"{metric.name}.png", logx=logx,
+                                 logy=logy, metric=metric.name, ylabel=metric.label)
     for figure in declared_figures(frame):
         paths += figure(frame, out_dir)
     return paths

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import abc
 import functools
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from envs import randomness
-from envs.core import (UNROLL_ARMS, Array, ConfigError, Configurable, EnvSpec, Feedback,
+from envs.core import (UNROLL_ARMS, Array, ConfigError, Configurable, EnvSpec, Feedback, Metric,
                        Observation, Registry, Setting, arm_columns, arm_max)
 
 LEARNERS = Registry("learner")
@@ -48,6 +48,10 @@ class Learner(Configurable, abc.ABC):
     theory: ClassVar[Any] = None             # bandits.theory.Theory: regret rate, upper bound
     colour: ClassVar[str | None] = None      # its colour in every figure (None: a free one)
     role: ClassVar[str | None] = None        # 'reference' (a single fixed arm) or 'oracle'
+    # Values the learner reports about its own state (``report``), recorded as they are at every
+    # recorded round and become result columns (docs/design.md, "Results"); inherited, like
+    # ``report``, by subclasses.
+    metrics: ClassVar[tuple[Metric, ...]] = ()
 
     def __init__(self, spec: EnvSpec, horizon: int, **static: Any):
         self.spec = spec
@@ -106,6 +110,23 @@ class Learner(Configurable, abc.ABC):
         """Learns from one feedback item (unbatched leaves). Override this or ``update``."""
         raise ConfigError(f"learner {self.name!r} defines neither update nor update_one")
 
+    def report(self, state: Any) -> Mapping[str, Array]:
+        """One scalar per declared ``metrics`` name, read from one run's state after its update
+        (e.g. the cumulative number of restarts); recorded as it is, not summed. Called by the
+        runner only when ``metrics`` is not empty."""
+        return {}
+
+
+def learner_metrics(names: Sequence[str]) -> tuple[Metric, ...]:
+    """The ``metrics`` the registered learners ``names`` declare, in order, each name once
+    (unregistered names are skipped); what analysis prints and plots beside the environment's."""
+    out: dict[str, Metric] = {}
+    for name in names:
+        if name in LEARNERS:
+            for metric in LEARNERS.get(name, "learner").metrics:
+                out.setdefault(metric.name, metric)
+    return tuple(out.values())
+
 
 def tree_where(condition: Array, new: Any, old: Any) -> Any:
     """``new`` where condition holds, else ``old``, leaf by leaf (condition is a scalar)."""
@@ -114,8 +135,17 @@ def tree_where(condition: Array, new: Any, old: Any) -> Any:
 
 def fold_feedback(update_one, state: Any, feedback: Feedback) -> Any:
     """Applies ``update_one(state, item)`` to each valid item of a masked batch, in order."""
+    return scan_feedback(lambda state, item: tree_where(item.mask, update_one(state, item), state),
+                         state, feedback)
+
+
+def scan_feedback(update_item, state: Any, feedback: Feedback) -> Any:
+    """Applies ``update_item(state, item)`` to every item of a batch, masked or not, in order
+    (unbatched leaves, ``item.mask`` a scalar): ``update_item`` must itself leave the state
+    unchanged for a masked item. For states holding large buffers, where ``fold_feedback``'s
+    select over the whole state would cost a pass over every buffer per item."""
     def body(state, item):
-        return tree_where(item.mask, update_one(state, item), state), None
+        return update_item(state, item), None
 
     if feedback.size == 1:
         return body(state, jax.tree_util.tree_map(lambda x: x[0], feedback))[0]
@@ -219,8 +249,9 @@ class ArmStats:
         z = jnp.zeros((num_arms,), jnp.float32)
         return cls(counts=z, sums=z, squares=z if squares else None)
 
-    def add(self, feedback: Feedback) -> "ArmStats":
-        """Adds every valid item of a feedback batch (single-arm actions).
+    def add(self, feedback: Feedback, weights: Array | None = None) -> "ArmStats":
+        """Adds every valid item of a feedback batch (single-arm actions), item b with weight
+        ``weights[b]`` when given (discounted statistics), else 1.
 
         Elementwise per item (a compare and selects over [K]): no one-hot matrix product, so
         under vmap it stays one fused pass over the [runs, K] statistics.
@@ -229,6 +260,8 @@ class ArmStats:
         arms = jnp.arange(counts.shape[0])
         if feedback.size > 8:               # large delayed batches: one product, not B passes
             weight = feedback.mask.astype(jnp.float32)
+            if weights is not None:
+                weight = weight * weights
             hot = (arms[None, :] == feedback.action.reshape(-1, 1)) * weight[:, None]
             reward = jnp.where(feedback.mask, feedback.reward, 0.0)
             return ArmStats(counts=counts + hot.sum(0), sums=sums + reward @ hot,
@@ -237,21 +270,130 @@ class ArmStats:
         for b in range(feedback.size):
             hot = (arms == feedback.action.reshape(-1)[b]) & feedback.mask[b]
             reward = feedback.reward[b]
-            counts = counts + hot.astype(counts.dtype)
-            sums = sums + jnp.where(hot, reward, 0.0)
+            if weights is None:
+                counts = counts + hot.astype(counts.dtype)
+                sums = sums + jnp.where(hot, reward, 0.0)
+            else:
+                counts = counts + jnp.where(hot, weights[b], 0.0)
+                sums = sums + jnp.where(hot, weights[b] * reward, 0.0)
             if squares is not None:
-                squares = squares + jnp.where(hot, reward * reward, 0.0)
+                squares = squares + jnp.where(hot, reward * reward, 0.0) * (
+                    1.0 if weights is None else weights[b])
         return ArmStats(counts=counts, sums=sums, squares=squares)
+
+    def scale(self, factor: Array) -> "ArmStats":
+        """Every statistic times ``factor``: the discount of discounted statistics (Garivier and
+        Moulines 2011, sec. 3: N_t = gamma N_{t-1} + 1{I_t = i}, likewise for the sums)."""
+        return ArmStats(counts=self.counts * factor, sums=self.sums * factor,
+                        squares=None if self.squares is None else self.squares * factor)
 
     @property
     def means(self) -> Array:
-        return self.sums / jnp.maximum(self.counts, 1.0)
+        """sums / counts (0 where nothing was seen); counts may be fractional (discounted)."""
+        return self.sums / jnp.where(self.counts > 0, self.counts, 1.0)
 
     @property
     def variances(self) -> Array:
         """Empirical variances (needs a state made with ``squares=True``)."""
         mean = self.means
         return jnp.maximum(self.squares / jnp.maximum(self.counts, 1.0) - mean * mean, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Discounted statistics.
+# ---------------------------------------------------------------------------------------------
+@struct.dataclass
+class DiscountedStats:
+    """Per-arm discounted statistics (Garivier and Moulines 2011, sec. 3):
+    N_t(gamma, i) = sum_{s <= t} gamma^(t - s) 1{I_s = i}, likewise for the reward sums.
+
+    Kept lazily: ``stats`` are the sums as of round ``as_of`` (the last round whose update had a
+    valid item), and are brought forward by gamma^(elapsed rounds) when read (``before``) or
+    added to (``add``), so an all-masked round changes nothing (docs/design.md, "The two
+    protocols") and the numbers equal discounting every round. An item of round r added in
+    round t weighs gamma^(t - r): delayed feedback counts with its age.
+    """
+
+    stats: ArmStats
+    as_of: Array     # int32 round the stats are discounted to (-1 before any feedback)
+
+    @classmethod
+    def zeros(cls, num_arms: int) -> "DiscountedStats":
+        return cls(stats=ArmStats.zeros(num_arms), as_of=jnp.int32(-1))
+
+    def add(self, feedback: Feedback, t: Array, gamma: Array) -> "DiscountedStats":
+        """The statistics after round ``t``'s update with the valid items of ``feedback``."""
+        t = jnp.asarray(t, jnp.int32)
+        decay = jnp.power(gamma, (t - self.as_of).astype(jnp.float32))
+        ages = (t - feedback.round).astype(jnp.float32)
+        stats = self.stats.scale(decay).add(feedback, weights=jnp.power(gamma, ages))
+        return tree_where(jnp.any(feedback.mask), DiscountedStats(stats=stats, as_of=t), self)
+
+    def before(self, t: Array, gamma: Array) -> ArmStats:
+        """The statistics a learner acting in round ``t`` uses: discounted to round t - 1."""
+        elapsed = (jnp.asarray(t, jnp.int32) - 1 - self.as_of).astype(jnp.float32)
+        return self.stats.scale(jnp.power(gamma, elapsed))
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics over a sliding window of rounds: a ring buffer of static size.
+# ---------------------------------------------------------------------------------------------
+@struct.dataclass
+class WindowStats:
+    """Per-arm statistics of the feedback of the last ``window`` rounds (Garivier and Moulines
+    2011, sec. 4: N_t(tau, i) = sum_{s = t - tau + 1}^{t} 1{I_s = i}, likewise for the sums).
+
+    A ring buffer of static ``capacity`` >= window (window may be a swept, dynamic number) holds
+    the arm and reward of round r in slot r mod capacity, with its round (-1: empty); ``stats``
+    are the sums over the window, kept incrementally: in the update of round t the item of round
+    t - window leaves (one slot read), then the valid items of the feedback batch whose round is
+    still inside the window enter (one slot written each). A round whose feedback never arrived
+    (masked) stores nothing. O(K) work per round whatever the window; one feedback item per
+    played round (single-arm actions). Delayed items arriving after their round left the window
+    are dropped. The window moves with time, not with feedback: an all-masked round stores
+    nothing but still lets the round t - window leave (the statistics are of rounds, as in the
+    paper).
+    """
+
+    stats: ArmStats
+    arms: Array      # [capacity] int32
+    rewards: Array   # [capacity] float32
+    rounds: Array    # [capacity] int32, -1 for an empty slot
+
+    @classmethod
+    def empty(cls, num_arms: int, capacity: int) -> "WindowStats":
+        return cls(stats=ArmStats.zeros(num_arms), arms=jnp.zeros((capacity,), jnp.int32),
+                   rewards=jnp.zeros((capacity,), jnp.float32),
+                   rounds=jnp.full((capacity,), -1, jnp.int32))
+
+    def advance(self, feedback: Feedback, t: Array, window: Array) -> "WindowStats":
+        """The statistics of rounds t - window + 1 .. t: the item of round t - window out, the
+        valid items of ``feedback`` (rounds inside the window) in."""
+        capacity = self.rounds.shape[0]
+        t = jnp.asarray(t, jnp.int32)
+        window = jnp.asarray(window, jnp.int32)
+        leaving = t - window
+        slot = jnp.mod(leaving, capacity)
+        gone = (self.rounds[slot] == leaving) & (leaving >= 0)
+        stats = _add_one(self.stats, self.arms[slot], self.rewards[slot], gone, -1.0)
+        arms, rewards, rounds = self.arms, self.rewards, self.rounds
+        for b in range(feedback.size):
+            round_b = feedback.round[b]
+            enter = feedback.mask[b] & (round_b > leaving)
+            arm = feedback.action.reshape(-1)[b]
+            stats = _add_one(stats, arm, feedback.reward[b], enter, 1.0)
+            at = jnp.where(enter, jnp.mod(round_b, capacity), capacity)   # capacity: no write
+            arms = arms.at[at].set(arm, mode="drop")
+            rewards = rewards.at[at].set(feedback.reward[b], mode="drop")
+            rounds = rounds.at[at].set(round_b, mode="drop")
+        return WindowStats(stats=stats, arms=arms, rewards=rewards, rounds=rounds)
+
+
+def _add_one(stats: ArmStats, arm: Array, reward: Array, valid: Array, sign: float) -> ArmStats:
+    """``stats`` with one item added (sign 1) or removed (sign -1) where ``valid``."""
+    hot = (jnp.arange(stats.counts.shape[0]) == arm) & valid
+    return ArmStats(counts=stats.counts + jnp.where(hot, sign, 0.0),
+                    sums=stats.sums + jnp.where(hot, sign * reward, 0.0), squares=stats.squares)
 
 
 def untried_first(index: Array, counts: Array) -> Array:

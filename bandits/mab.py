@@ -220,6 +220,15 @@ def kl_upper_bound(mean: Array, level: Array, iterations: int) -> Array:
     return jax.lax.fori_loop(0, iterations, body, mean)
 
 
+def kl_index(means: Array, counts: Array, exploration: Array, iterations: int) -> Array:
+    """The kl-UCB index of Garivier and Cappe (2011), eq. (3), of every arm: the largest q with
+    n kl(mean, q) <= exploration (e.g. ln t + c ln ln t), +inf for an arm never tried. Shared by
+    ``klucb`` and the kl-UCB learners restarted by change detection
+    (bandits/change_detection.py), whose exploration counts the rounds since a restart."""
+    level = exploration / jnp.maximum(counts, 1.0)
+    return untried_first(kl_upper_bound(means, level, iterations), counts)
+
+
 @register_learner("klucb")
 class KLUCB(IndexPolicy):
     theory = Theory("logarithmic")
@@ -232,11 +241,9 @@ class KLUCB(IndexPolicy):
     )
 
     def index(self, key, stats, obs, hparams):
-        t = rounds_played(obs)
-        log_t = jnp.log(t)
-        level = (log_t + hparams["c"] * jnp.log(jnp.maximum(log_t, 1.0))) / jnp.maximum(
-            stats.counts, 1.0)
-        return untried_first(kl_upper_bound(stats.means, level, self.iterations), stats.counts)
+        log_t = jnp.log(rounds_played(obs))
+        exploration = log_t + hparams["c"] * jnp.log(jnp.maximum(log_t, 1.0))
+        return kl_index(stats.means, stats.counts, exploration, self.iterations)
 
 
 @register_learner("thompson")

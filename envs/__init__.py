@@ -6,4 +6,5 @@ from envs import dueling  # noqa: F401
 from envs import delay  # noqa: F401
 from envs import routing  # noqa: F401
 from envs import history  # noqa: F401
+from envs import changing  # noqa: F401
 from envs.core import ENVS, WRAPPERS, ConfigError, Environment, EnvSpec  # noqa: F401

@@ -169,7 +169,7 @@ class EnvSpec:
 # Settings: one declaration serves validation, sweeps, `banditjax list` and the docs.
 # ---------------------------------------------------------------------------------------------
 _KIND_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string",
-               "vector": "a list of numbers"}
+               "vector": "a list of numbers", "matrix": "a list of rows of numbers"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +179,8 @@ class Setting:
     static: True when the value changes shapes or Python control flow (K, d, a buffer size, a
         choice of variant); static settings are fixed at trace time, so a sweep over one compiles
         once per value. Dynamic settings become arrays and a sweep over them is a ``vmap``.
-    kind: float, int, bool, str or "vector" (a list of numbers, e.g. arm means).
+    kind: float, int, bool, str, "vector" (a list of numbers, e.g. arm means) or "matrix" (a
+        list of equally long rows of numbers, e.g. one vector of arm means per segment).
     default_from: for a default that follows the horizon or the environment (``default`` None):
         ``default_from(values, context)`` gives the value when none is given. ``context`` holds
         ``horizon`` (learners also get ``num_arms``, ``feature_dim`` and ``env``, the static
@@ -219,13 +220,16 @@ class Setting:
             if self.optional:
                 return None
             raise ConfigError(f"{field}: a value is required ({self.describe_range()})")
-        if self.kind == "vector":
-            if not isinstance(value, (list, tuple)) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        if self.kind == "matrix":
+            if not isinstance(value, (list, tuple)) or not value or not all(
+                    isinstance(row, (list, tuple)) for row in value):
                 raise ConfigError(f"{field} = {value!r}: expected {self.describe_range()}")
-            for v in value:
-                self._check_range(float(v), field, value)
-            return [float(v) for v in value]
+            if len({len(row) for row in value}) != 1:
+                raise ConfigError(f"{field} = {value!r}: rows of different lengths; every row "
+                                  f"must have as many numbers")
+            return [self._validate_vector(row, field, value) for row in value]
+        if self.kind == "vector":
+            return self._validate_vector(value, field, value)
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise ConfigError(f"{field} = {value!r}: expected true or false")
@@ -253,6 +257,14 @@ class Setting:
             self._check_range(value, field, value)
         return value
 
+    def _validate_vector(self, value: Any, field: str, shown: Any) -> list[float]:
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{field} = {shown!r}: expected {self.describe_range()}")
+        for v in value:
+            self._check_range(float(v), field, shown)
+        return [float(v) for v in value]
+
     def _check_range(self, v: float, field: str, shown: Any) -> None:
         bad = False
         if self.low is not None:
@@ -264,10 +276,15 @@ class Setting:
 
 
 def is_sweep(setting: Setting, value: Any) -> bool:
-    """A list is a sweep axis, except for vector settings where a list of lists is."""
+    """A list is a sweep axis, except for vector settings where a list of lists is (and matrix
+    settings, where a list of lists of lists is)."""
     if setting.kind == "vector":
         return isinstance(value, (list, tuple)) and len(value) > 0 and all(
             isinstance(v, (list, tuple)) for v in value)
+    if setting.kind == "matrix":
+        return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+            isinstance(v, (list, tuple)) and len(v) > 0 and all(
+                isinstance(row, (list, tuple)) for row in v) for v in value)
     return isinstance(value, (list, tuple))
 
 

@@ -70,18 +70,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from envs import distributions, randomness
-from envs.core import (REGRET, Array, ConfigError, EnvSpec, Metric, Observation, Setting,
-                       StepInfo, arm_columns, arm_max, immediate_feedback, register_env,
+from envs.changing import STATIC_REGRET, arm_regret_name, reward_settings
+from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Metric, Observation,
+                       Setting, StepInfo, arm_columns, arm_max, immediate_feedback, register_env,
                        take_arm)
-from envs.mab import _common_settings, _StochasticMAB
+from envs.mab import (bernoulli_reward, check_mean_settings, draw_means, gaussian_reward,
+                      mean_settings, resolve_generator)
 
-REWARDS = ("bernoulli", "gaussian")
 DECAYS = ("polynomial", "exponential")
 RECOVERIES = ("exponential", "linear")
 
-STATIC_REGRET = Metric("static_regret", "cumulative regret against the best fixed arm in "
-                       "hindsight", figure=True)
 GREEDY_REGRET = Metric("greedy_regret", "regret against the greedy oracle (may be negative)")
 
 
@@ -114,16 +112,6 @@ def _rate_settings(low: float, high: float, doc: str) -> tuple[Setting, ...]:
     )
 
 
-def _reward_settings() -> tuple[Setting, ...]:
-    return (
-        Setting("reward", "bernoulli", "reward law: 'bernoulli' (1 with probability the mean) "
-                "or 'gaussian' (the mean plus sigma N(0, 1))", kind=str, static=True,
-                choices=REWARDS),
-        Setting("sigma", 1.0, "reward noise standard deviation (reward = 'gaussian')", low=0.0,
-                low_open=True),
-    )
-
-
 def first_argmax(values: Array) -> Array:
     """The lowest index of a maximum of ``values`` ([K]), unrolled over a short arm axis."""
     best = arm_max(values)
@@ -133,7 +121,7 @@ def first_argmax(values: Array) -> Array:
     return chosen
 
 
-class _HistoryBandit(_StochasticMAB):
+class _HistoryBandit(Environment):
     """Shared by the history-dependent bandits: instances, rewards, the two oracles, columns.
 
     Subclasses define the history counter: ``initial_history``, ``advance``, ``means`` (the
@@ -146,7 +134,7 @@ class _HistoryBandit(_StochasticMAB):
 
     def __init__(self, **static: Any):
         super().__init__(**static)
-        self.static_arm_names = tuple(f"regret_vs_arm_{a}" for a in range(self.K))
+        self.static_arm_names = tuple(arm_regret_name(a) for a in range(self.K))
         own = () if self.regret_is_greedy_policy else ("greedy_regret",)
         self.metric_names = own + self.static_arm_names
 
@@ -165,12 +153,12 @@ class _HistoryBandit(_StochasticMAB):
         return EnvSpec(num_arms=self.K, reward_range=None, bernoulli_rewards=False)
 
     @classmethod
-    def _mean_floor(cls) -> float:
-        return 0.0
+    def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
+        return resolve_generator(values)
 
     @classmethod
     def check_cross(cls, values: Mapping[str, Any], where: str) -> None:
-        super().check_cross(values, where)
+        check_mean_settings(values, where, 0.0)
         rates = values.get("rates")
         if rates is not None and len(rates) != values["K"]:
             raise ConfigError(f"{where}.rates has {len(rates)} values but K = {values['K']}: "
@@ -181,7 +169,10 @@ class _HistoryBandit(_StochasticMAB):
 
     # -- instances ------------------------------------------------------------------------------
     def sample_params(self, key: Array, settings: Mapping[str, Array]) -> HistoryParams:
-        base = super().sample_params(key, settings).means
+        if self.generator == "fixed":
+            base = jnp.asarray(settings["means"], jnp.float32)
+        else:
+            base = draw_means(key, self.generator, self.K, settings)
         if "rates" in settings:
             rates = jnp.asarray(settings["rates"], jnp.float32)
         else:
@@ -220,8 +211,8 @@ class _HistoryBandit(_StochasticMAB):
 
     def draw_reward(self, key: Array, mean: Array, params: HistoryParams) -> Array:
         if self.reward == "bernoulli":
-            return (randomness.uniform(key) < mean).astype(jnp.float32)
-        return mean + params.sigma * distributions.normal(key)
+            return bernoulli_reward(key, mean)
+        return gaussian_reward(key, mean, params.sigma)
 
     def step(self, key: Array, state: HistoryState, action: Array, params: HistoryParams):
         action = jnp.asarray(action, jnp.int32)
@@ -265,7 +256,7 @@ class Rotting(_HistoryBandit):
     """Rested rotting arms: mu_a(n_a) = mu_a g(n_a), n_a the arm's own pulls (Levine et al.
     2017; Seznec et al. 2019). ``regret``: against the greedy oracle (optimal here)."""
 
-    settings = _common_settings(0.0, 1.0) + _reward_settings() + (
+    settings = mean_settings(0.0, 1.0) + reward_settings() + (
         Setting("decay", "polynomial", "decay law g(n): 'polynomial' (1 + n)^(-rate) or "
                 "'exponential' exp(-rate n), n the arm's pulls so far", kind=str, static=True,
                 choices=DECAYS),
@@ -299,7 +290,7 @@ class Recovering(_HistoryBandit):
     """Recovering arms: mu_a(z_a) = mu_a f(z_a), z_a the rounds since the arm's last pull, capped
     at max_delay (Pike-Burke and Grunewalder 2019). ``regret``: instantaneous dynamic regret."""
 
-    settings = _common_settings(0.0, 1.0) + _reward_settings() + (
+    settings = mean_settings(0.0, 1.0) + reward_settings() + (
         Setting("recovery", "exponential", "recovery law f(z): 'exponential' 1 - exp(-rate z) "
                 "or 'linear' min(1, rate z), z the rounds since the last pull", kind=str,
                 static=True, choices=RECOVERIES),
@@ -335,7 +326,7 @@ class LastSwitch(_HistoryBandit):
     """Last-switch-dependent arms (Laforgue et al. 2022): satiation along a streak, seasonality
     while idle. ``regret``: instantaneous dynamic regret."""
 
-    settings = _common_settings(0.0, 1.0) + _reward_settings() + (
+    settings = mean_settings(0.0, 1.0) + reward_settings() + (
         Setting("tau_max", 50, "the state tau is capped at +-tau_max (every arm starts at "
                 "-tau_max)", kind=int, low=1),
         Setting("amplitude", 0.5, "A: an idle arm pays mu (1 - A (1 - cos(2 pi |tau| / "

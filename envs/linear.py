@@ -67,14 +67,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from envs import randomness
-from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Metric, Observation,
-                       Setting, StepInfo, immediate_feedback, register_env, unit_rows)
+from envs.changing import CHANGES
+from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Observation, Setting,
+                       StepInfo, immediate_feedback, register_env, unit_rows)
 
 MODELS = ("shared", "disjoint")
 THETA_GENERATORS = ("sphere", "gaussian", "fixed")
 CONTEXTS = ("sphere", "gaussian", "fixed")
 DRIFTS = ("none", "rotation", "random_walk", "jumps")
-CHANGES = Metric("changes", "change points so far", summary=True)
 # Keys folded out of the step key for the drift (the step key itself feeds rewards and contexts).
 JUMP_KEY, THETA_KEY = 2, 3
 

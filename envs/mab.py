@@ -45,7 +45,9 @@ class MABState:
 GENERATORS = ("fixed", "uniform", "gap", "linspace")
 
 
-def _common_settings(mean_low: float | None, mean_high: float | None) -> tuple[Setting, ...]:
+def mean_settings(mean_low: float | None, mean_high: float | None) -> tuple[Setting, ...]:
+    """K, the generator, the fixed means and the generator's settings (shared with the drifting
+    bandits of envs/changing.py, whose means start there)."""
     return (
         Setting("K", 10, "number of arms", kind=int, static=True, low=2),
         Setting("generator", None, "how arm means are made: " + ", ".join(GENERATORS)
@@ -53,11 +55,82 @@ def _common_settings(mean_low: float | None, mean_high: float | None) -> tuple[S
                 kind=str, static=True, choices=GENERATORS, optional=True),
         Setting("means", None, "arm means (generator = 'fixed'); giving them selects 'fixed'",
                 kind="vector", optional=True, low=mean_low, high=mean_high),
+    ) + generator_settings(mean_low, mean_high)
+
+
+def generator_settings(mean_low: float | None, mean_high: float | None) -> tuple[Setting, ...]:
+    """The settings of the drawing generators (``draw_means``), shared with envs/changing.py."""
+    return (
         Setting("low", 0.0, "lowest mean (uniform and linspace)", low=mean_low, high=mean_high),
         Setting("high", 1.0, "highest mean (uniform and linspace)", low=mean_low, high=mean_high),
         Setting("best", 0.5, "mean of the best arm (gap)", low=mean_low, high=mean_high),
         Setting("gap", 0.1, "best mean minus every other mean (gap)", low=0.0, low_open=True),
     )
+
+
+def draw_means(key: Array, generator: str, num_arms: int, settings: Mapping[str, Array]) -> Array:
+    """[K] arm means from a drawing ``generator`` ('uniform', 'gap' or 'linspace', see the
+    module docstring) and its settings (``low``, ``high``, ``best``, ``gap``), in a random order.
+
+    Shared with the piecewise-stationary bandits (envs/changing.py), which call it once per
+    segment for fresh means after a change point.
+    """
+    order_key, draw_key = jax.random.split(key)
+    if generator == "uniform":
+        means = jax.random.uniform(draw_key, (num_arms,), minval=settings["low"],
+                                   maxval=settings["high"])
+    elif generator == "gap":
+        means = jnp.full((num_arms,), settings["best"] - settings["gap"]).at[0].set(
+            settings["best"])
+    elif generator == "linspace":
+        means = jnp.linspace(settings["low"], settings["high"], num_arms)
+    else:
+        raise ValueError(f"draw_means: {generator!r} is not a drawing generator")
+    return jax.random.permutation(order_key, means).astype(jnp.float32)
+
+
+def resolve_generator(values: Mapping[str, Any]) -> dict:
+    """``values`` with the generator filled in: 'fixed' when means are given, else 'uniform'."""
+    values = dict(values)
+    if values.get("generator") is None:
+        values["generator"] = "uniform" if values.get("means") is None else "fixed"
+    return values
+
+
+def check_mean_settings(values: Mapping[str, Any], where: str, mean_floor: float) -> None:
+    """The cross-checks of ``K``, ``generator``, ``means`` and the generator's settings."""
+    k, means = values["K"], values.get("means")
+    if values["generator"] == "fixed":
+        if means is None:
+            raise ConfigError(f"{where}.means: required when generator = 'fixed' (a list of "
+                              f"K = {k} numbers)")
+    elif means is not None:
+        raise ConfigError(f"{where}.means: given, but generator = {values['generator']!r} "
+                          f"draws the means itself; drop means or set generator = 'fixed'")
+    if means is not None and len(means) != k:
+        raise ConfigError(f"{where}.means has {len(means)} values but K = {k}: give one mean "
+                          f"per arm")
+    check_generator(values, where, mean_floor)
+
+
+def check_generator(values: Mapping[str, Any], where: str, mean_floor: float) -> None:
+    """The cross-checks of a drawing generator's settings (ConfigError on the host)."""
+    if values["generator"] in ("uniform", "linspace") and values["low"] > values["high"]:
+        raise ConfigError(f"{where}.low = {values['low']} is above high = {values['high']}")
+    if values["generator"] == "gap" and values["best"] - values["gap"] < mean_floor:
+        raise ConfigError(f"{where}.gap = {values['gap']}: best - gap = "
+                          f"{values['best'] - values['gap']:g} is below the smallest allowed "
+                          f"mean {mean_floor:g}")
+
+
+def bernoulli_reward(key: Array, mean: Array) -> Array:
+    """A 0/1 reward with P(1) = mean, as ``u < mean`` for one uniform u (common random numbers)."""
+    return (randomness.uniform(key) < mean).astype(jnp.float32)
+
+
+def gaussian_reward(key: Array, mean: Array, sigma: Array) -> Array:
+    """mean + sigma * N(0, 1)."""
+    return mean + sigma * jax.random.normal(key)
 
 
 class _StochasticMAB(Environment):
@@ -76,48 +149,20 @@ class _StochasticMAB(Environment):
 
     @classmethod
     def resolve(cls, values: dict, context: Mapping[str, Any]) -> dict:
-        values = dict(values)
-        if values.get("generator") is None:
-            values["generator"] = "uniform" if values.get("means") is None else "fixed"
-        return values
+        return resolve_generator(values)
 
     @classmethod
     def check_cross(cls, values: Mapping[str, Any], where: str) -> None:
-        k, means = values["K"], values.get("means")
-        if values["generator"] == "fixed":
-            if means is None:
-                raise ConfigError(f"{where}.means: required when generator = 'fixed' (a list of "
-                                  f"K = {k} numbers)")
-        elif means is not None:
-            raise ConfigError(f"{where}.means: given, but generator = {values['generator']!r} "
-                              f"draws the means itself; drop means or set generator = 'fixed'")
-        if means is not None and len(means) != k:
-            raise ConfigError(f"{where}.means has {len(means)} values but K = {k}: give one mean "
-                              f"per arm")
-        if values["generator"] in ("uniform", "linspace") and values["low"] > values["high"]:
-            raise ConfigError(f"{where}.low = {values['low']} is above high = {values['high']}")
-        if values["generator"] == "gap" and values["best"] - values["gap"] < cls._mean_floor():
-            raise ConfigError(f"{where}.gap = {values['gap']}: best - gap = "
-                              f"{values['best'] - values['gap']:g} is below the smallest allowed "
-                              f"mean {cls._mean_floor():g}")
+        check_mean_settings(values, where, cls._mean_floor())
 
     @classmethod
     def _mean_floor(cls) -> float:
         return -float("inf")
 
     def sample_params(self, key: Array, settings: Mapping[str, Array]) -> MABParams:
-        k = self.K
         if self.generator == "fixed":
             return MABParams(means=jnp.asarray(settings["means"], jnp.float32))
-        order_key, draw_key = jax.random.split(key)
-        if self.generator == "uniform":
-            means = jax.random.uniform(draw_key, (k,), minval=settings["low"],
-                                       maxval=settings["high"])
-        elif self.generator == "gap":
-            means = jnp.full((k,), settings["best"] - settings["gap"]).at[0].set(settings["best"])
-        else:
-            means = jnp.linspace(settings["low"], settings["high"], k)
-        return MABParams(means=jax.random.permutation(order_key, means).astype(jnp.float32))
+        return MABParams(means=draw_means(key, self.generator, self.K, settings))
 
     def reset(self, key: Array, params: MABParams) -> MABState:
         return MABState(t=jnp.zeros((), jnp.int32))
@@ -141,7 +186,7 @@ class _StochasticMAB(Environment):
 class BernoulliBandit(_StochasticMAB):
     """K arms paying 1 with probability mu_a and 0 otherwise."""
 
-    settings = _common_settings(0.0, 1.0)
+    settings = mean_settings(0.0, 1.0)
     reward_family = "bernoulli"
 
     @classmethod
@@ -153,14 +198,14 @@ class BernoulliBandit(_StochasticMAB):
         return EnvSpec(num_arms=self.K, reward_range=(0.0, 1.0), bernoulli_rewards=True)
 
     def draw_reward(self, key, mean, params):
-        return (randomness.uniform(key) < mean).astype(jnp.float32)
+        return bernoulli_reward(key, mean)
 
 
 @register_env("gaussian")
 class GaussianBandit(_StochasticMAB):
     """K arms paying mu_a + sigma * N(0, 1)."""
 
-    settings = _common_settings(None, None) + (
+    settings = mean_settings(None, None) + (
         Setting("sigma", 1.0, "reward noise standard deviation", low=0.0, low_open=True),)
     reward_family = "gaussian"
 
@@ -173,7 +218,7 @@ class GaussianBandit(_StochasticMAB):
                               sigma=jnp.asarray(settings["sigma"], jnp.float32))
 
     def draw_reward(self, key, mean, params):
-        return mean + params.sigma * jax.random.normal(key)
+        return gaussian_reward(key, mean, params.sigma)
 
 
 @struct.dataclass

@@ -7,7 +7,10 @@ outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way
 ``vmap(scan(round))``) so that the round index ``t`` stays an unbatched scalar: recording the
 metrics at the log-spaced grid is then one dynamic-slice write per round into a
 ``[runs, points + 1, metrics]`` buffer (the extra slot takes the writes of unrecorded rounds), and
-a horizon that the chunk does not divide gets a second, shorter compiled chunk.
+a horizon that the chunk does not divide gets a second, shorter compiled chunk. The metrics are the
+sums of the environment's per-round regret and metrics, then the values a learner reports about its
+own state (``Learner.metrics`` / ``Learner.report``, recorded as they are); a learner that declares
+none adds nothing to the compiled round.
 
 Keys: consumer c of round t draws from ``threefry2x32(run key, (t, c))`` (envs/randomness.py),
 the run key derived from (seed, instance) by the config layer. Nothing depends on batch size,
@@ -56,7 +59,8 @@ class Carry:
     env_state: Any
     learner_state: Any
     sums: jax.Array       # [R, M] cumulative sums of the per-round metrics
-    records: jax.Array    # [R, P + 1, M] sums at the recorded rounds (slot P: scratch)
+    records: jax.Array    # [R, P + 1, M + L] sums, then the L learner-reported values, at the
+    #                       recorded rounds (slot P: scratch)
 
 
 @struct.dataclass
@@ -82,7 +86,8 @@ class Decision:
 
 @dataclasses.dataclass
 class SimulationResult:
-    columns: dict[str, np.ndarray]   # name -> [R, P] (regret and the environment's metrics)
+    columns: dict[str, np.ndarray]   # name -> [R, P] (regret, the environment's metrics, the
+    #                                  learner's reported values)
     t: np.ndarray                    # [P] recorded rounds (1-based)
     compile_seconds: float
     run_seconds: float
@@ -106,6 +111,13 @@ class Simulation:
         self.horizon, self.chunk = int(horizon), int(chunk)
         self.grid = np.asarray(record, np.int32)
         self.metric_names = ("regret",) + tuple(env.metric_names)
+        # Values the learner reports about its state (``Learner.report``), recorded as they are.
+        self.report_names = tuple(m.name for m in learner.metrics)
+        clash = set(self.report_names) & (set(self.metric_names)
+                                          | {m.name for m in env.metrics})
+        if clash:
+            raise ValueError(f"learner {learner.name!r} reports {sorted(clash)}, which the "
+                             f"environment {env.name!r} already records")
         # sharding: every output leaf sharded on its run axis (left to XLA, constants such as
         # the zero records would come out replicated and the next chunk would reshard them).
         self._init = jax.jit(jax.vmap(self._init_run), out_shardings=sharding)
@@ -121,7 +133,8 @@ class Simulation:
         m = len(self.metric_names)
         carry = Carry(env_state=env_state, learner_state=learner_state,
                       sums=jnp.zeros((m,), jnp.float32),
-                      records=jnp.zeros((len(self.grid) + 1, m), jnp.float32))
+                      records=jnp.zeros((len(self.grid) + 1, m + len(self.report_names)),
+                                        jnp.float32))
         return carry, Constants(params=params, hparams=hparams, round_key=round_key)
 
     def _choose(self, env_state, learner_state, consts: Constants, t):
@@ -176,6 +189,12 @@ class Simulation:
                                             decision.action, decision.feedback, consts.hparams)
         return learner_state, sums + decision.per_round
 
+    def _reported(self, learner_state):
+        """[L] the values the learner reports about one run's state, in declaration order."""
+        values = self.learner.report(learner_state)
+        return jnp.stack([jnp.asarray(values[name], jnp.float32).reshape(())
+                          for name in self.report_names])
+
     def _round(self, env_state, learner_state, sums, consts: Constants, t):
         """One whole round of one run: (env state, learner state, metric sums) after it."""
         decision = self._decide(env_state, learner_state, consts, t)
@@ -189,6 +208,7 @@ class Simulation:
         choose = jax.vmap(self._choose, in_axes=(0, 0, 0, None))
         respond = jax.vmap(self._respond, in_axes=(0, 0, 0, None))
         learn = jax.vmap(self._learn, in_axes=(0, 0, 0, 0, None))
+        reported = jax.vmap(self._reported)
         always = start >= 0            # true, but only known at run time
 
         def choose_materialised(*args):
@@ -217,7 +237,10 @@ class Simulation:
             learner_state, sums = learn(carry.learner_state, carry.sums, decision, consts, t)
             where = jnp.searchsorted(grid, t + 1)
             slot = jnp.where(grid[jnp.minimum(where, points - 1)] == t + 1, where, points)
-            records = jax.lax.dynamic_update_slice_in_dim(carry.records, sums[:, None, :],
+            row = sums
+            if self.report_names:          # static: nothing is added when none are declared
+                row = jnp.concatenate([sums, reported(learner_state)], axis=1)
+            records = jax.lax.dynamic_update_slice_in_dim(carry.records, row[:, None, :],
                                                           slot, axis=1)
             return Carry(decision.env_state, learner_state, sums, records), None
 
@@ -257,8 +280,14 @@ class Simulation:
         return carry
 
     def columns(self, records: np.ndarray) -> dict[str, np.ndarray]:
-        sums = {name: records[:, :len(self.grid), i] for i, name in enumerate(self.metric_names)}
-        return self.env.metric_columns(sums, self.grid.astype(np.float64))
+        """The result columns ([R, P] each) of the records: the environment's (from the sums,
+        ``Environment.metric_columns``), then the learner's reported values as recorded."""
+        points, m = len(self.grid), len(self.metric_names)
+        sums = {name: records[:, :points, i] for i, name in enumerate(self.metric_names)}
+        columns = self.env.metric_columns(sums, self.grid.astype(np.float64))
+        for j, name in enumerate(self.report_names):
+            columns[name] = records[:, :points, m + j]
+        return columns
 
 
 @dataclasses.dataclass
@@ -436,7 +465,8 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     held = np.concatenate([r for r, _ in state.finished]) if state.finished else np.zeros(0, int)
     order = np.argsort(held, kind="stable")
     records = (np.concatenate([x for _, x in state.finished], axis=0)[order] if state.finished
-               else np.zeros((0, len(sim.grid) + 1, len(sim.metric_names)), np.float32))
+               else np.zeros((0, len(sim.grid) + 1, len(sim.metric_names) + len(sim.report_names)),
+                             np.float32))
     return SimulationResult(columns=sim.columns(records), t=sim.grid.copy(),
                             compile_seconds=compile_seconds, run_seconds=state.run_seconds,
                             agent_steps=runs * horizon,

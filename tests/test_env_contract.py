@@ -53,6 +53,8 @@ SMALL: dict[str, dict] = {
     "rotting": {"K": 3},
     "recovering": {"K": 3},
     "last_switch": {"K": 3},
+    "piecewise": {"K": 3, "change_points": [5, 12]},
+    "drifting": {"K": 3, "drift": "random_walk", "step": 0.05},
     "routing": {"models": 3, "budgets": [1.0, 4.0], "dim": 4, "topics": 4,
                 "abilities": [0.0, 0.5, 1.0], "price_in": [0.1, 1.0, 3.0],
                 "price_out": [0.4, 4.0, 15.0]},
