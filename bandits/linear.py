@@ -125,6 +125,11 @@ class RidgeLearner(Learner):
         """||x_a||_{V^{-1}} for every arm ([K])."""
         return linalg.widths(ridge, features)
 
+    def optimistic_index(self, ridge: linalg.RidgeState, features: Array, radius: Array) -> Array:
+        """The optimistic index <theta_hat, x_a> + radius ||x_a||_{V^{-1}} of every arm ([K]),
+        shared by LinUCB, OFUL and the sliding-window LinUCB (bandits/drifting_linear.py)."""
+        return self.means(ridge, features) + radius * self.widths(ridge, features)
+
     def index(self, key: Array, state, obs: Observation, hparams) -> Array:
         """The per-arm index; the base class plays its argmax (greedy here)."""
         return self.means(self.ridge(state), obs.features)
@@ -140,8 +145,7 @@ class LinUCB(RidgeLearner):
     settings = (ALPHA, REGULARISER, COMPENSATED)
 
     def index(self, key, state, obs, hparams):
-        return (self.means(state, obs.features)
-                + hparams["alpha"] * self.widths(state, obs.features))
+        return self.optimistic_index(self.ridge(state), obs.features, hparams["alpha"])
 
 
 @register_learner("linucb_shared")
@@ -171,7 +175,7 @@ class OFUL(RidgeLearner):
     def index(self, key, state, obs, hparams):
         radius = linalg.oful_radius(state.log_det_ratio, hparams["noise"], hparams["delta"],
                                     hparams["regulariser"], hparams["norm_bound"])
-        return self.means(state, obs.features) + radius * self.widths(state, obs.features)
+        return self.optimistic_index(state, obs.features, radius)
 
 
 @register_learner("lints")

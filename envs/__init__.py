@@ -5,6 +5,7 @@ from envs import nonlinear  # noqa: F401
 from envs import dueling  # noqa: F401
 from envs import delay  # noqa: F401
 from envs import routing  # noqa: F401
+from envs import history  # noqa: F401
 from envs import changing  # noqa: F401
 from envs import dataset  # noqa: F401
 from envs import replay  # noqa: F401

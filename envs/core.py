@@ -500,6 +500,9 @@ class Environment(Configurable, abc.ABC):
     logged_feedback: ClassVar[bool] = False   # replays a log (envs/replay.py): feedback only on
     #                                           rounds whose action matches the logged one (masked
     #                                           otherwise); regret an estimate that may decrease
+    monotone_regret: ClassVar[bool] = True   # every per-round regret is >= 0; False for a policy
+    #                                          regret against a simulated benchmark policy, whose
+    #                                          sum is >= 0 but may fall (envs.history.Rotting)
 
     def __init__(self, **static: Any):
         for s in self.static_settings():

@@ -34,23 +34,49 @@ run key see the same contexts and the same noise draws).
 
 Regret (``StepInfo.regret``): max_a E[r | x_{t,a}] - E[r | x_{t,A_t}], on the reward scale
 (for ``logistic``, the difference of sigmoids).
+
+Drifting and jumping parameters (``drift``, static; default ``none``, which leaves every number
+above unchanged): theta (each theta_a) moves with the round, the non-stationary linear bandits of
+Russac, Vernade and Cappe (2019, "Weighted Linear Bandits for Non-Stationary Environments",
+NeurIPS, sec. 2 and the experiments of sec. 5) and Cheung, Simchi-Levi and Zhu (2019, "Learning to
+Optimize under Non-Stationarity", AISTATS, sec. 2), whose variation budget is
+B_T = sum_t ||theta_{t+1} - theta_t||_2:
+- ``rotation``: theta_t = cos(omega t) theta_0 + sin(omega t) ||theta_0|| u, u a unit vector
+  orthogonal to theta_0 drawn per instance (per arm in the disjoint model): a rotation at
+  ``drift_rate`` omega radians per round in a random plane, norm kept (needs d >= 2;
+  B_T = 2 ||theta|| sin(omega / 2) (T - 1)). Closed form in t: no accumulated round-off.
+- ``random_walk``: theta_{t+1} = ||theta_0|| normalise(theta_t + drift_rate N(0, I_d / d)), a
+  random walk on the sphere of theta's norm.
+- ``jumps``: theta is redrawn from its generator (``sphere`` and ``fixed``: a uniform direction
+  at the same norm; ``gaussian``: a fresh N(0, theta_norm^2 I / d) draw) at the rounds in
+  ``change_points`` and, independently, at every round t >= 1 with probability ``hazard``; the
+  ``changes`` column counts the change points among rounds 0 .. t-1 (cumulative).
+Under drift ``regret`` is the dynamic regret, max_a E[r | x_{t,a}, theta_t] - E[r | x_{t,A_t},
+theta_t] with the current theta_t. Drift randomness comes from keys folded out of the step key,
+so contexts and reward noise are the draws of the stationary environment (common random numbers).
 """
 from __future__ import annotations
 
 import abc
 from typing import Any, Mapping
 
+import numpy as np
+
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from envs import distributions, randomness
-from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting, StepInfo,
-                       TableRow, immediate_feedback, register_env, unit_rows)
+from envs.changing import CHANGES
+from envs.core import (REGRET, Array, ConfigError, EnvSpec, Environment, Observation, Setting,
+                       StepInfo, TableRow, immediate_feedback, register_env, unit_rows)
 
 MODELS = ("shared", "disjoint")
 THETA_GENERATORS = ("sphere", "gaussian", "fixed")
 CONTEXTS = ("sphere", "gaussian", "fixed")
+DRIFTS = ("none", "rotation", "random_walk", "jumps")
+# Keys folded out of the step key for the drift (the step key itself feeds rewards and contexts).
+JUMP_KEY, THETA_KEY = 2, 3
 
 
 @struct.dataclass
@@ -65,12 +91,18 @@ class LinearParams:
     theta: Array
     features: Array
     noise: Array
+    direction: Array | None = None   # [K, d] u of the rotation (drift = 'rotation')
+    drift_rate: Array | None = None  # [] omega (rotation) or the walk's step scale
+    hazard: Array | None = None      # [] jump probability per round (drift = 'jumps')
+    theta_norm: Array | None = None  # [] the generator's norm (fresh draws after a jump)
 
 
 @struct.dataclass
 class LinearState:
     t: Array
     features: Array   # [K, d] this round's context
+    theta: Array | None = None     # [K, d] this round's theta (random_walk, jumps; else None)
+    changed: Array | None = None   # [] bool: this round's theta is a fresh draw (jumps)
 
 
 
@@ -100,6 +132,16 @@ def _settings(theta_norm_default: float) -> tuple[Setting, ...]:
                 "d numbers)", kind="vector", optional=True),
         Setting("theta_norm", theta_norm_default, "norm of theta (S)", low=0.0,
                 low_open=True),
+        Setting("drift", "none", "how theta moves: 'none', 'rotation' (drift_rate radians per "
+                "round in a random plane), 'random_walk' (steps drift_rate N(0, I/d) on the "
+                "sphere of its norm) or 'jumps' (redrawn at change_points and with probability "
+                "hazard per round)", kind=str, static=True, choices=DRIFTS),
+        Setting("drift_rate", 0.01, "rotation: angle per round (radians); random_walk: step "
+                "scale", low=0.0),
+        Setting("hazard", 0.0, "jumps: probability that theta is redrawn in a round t >= 1",
+                low=0.0, high=1.0),
+        Setting("change_points", None, "jumps: rounds t >= 1 at which theta is redrawn",
+                kind="vector", static=True, optional=True, low=1.0),
     )
 
 
@@ -131,6 +173,16 @@ class _LinearModel(Environment):
             if len(theta) != values["d"]:
                 raise ConfigError(f"{where}.theta has {len(theta)} values but d = "
                                   f"{values['d']}: give d numbers")
+        points = values.get("change_points")
+        if points is not None:
+            if values["drift"] != "jumps":
+                raise ConfigError(f"{where}.change_points is given but drift = "
+                                  f"{values['drift']!r}: use drift = 'jumps' or drop them")
+            if any(not float(p).is_integer() for p in points):
+                raise ConfigError(f"{where}.change_points = {points!r}: rounds are integers")
+        if values["drift"] == "rotation" and values["d"] < 2:
+            raise ConfigError(f"{where}.drift = 'rotation' needs d >= 2 (a plane to rotate "
+                              f"in), got d = {values['d']}")
 
     # -- instances ----------------------------------------------------------------------------
     def sample_params(self, key: Array, settings: Mapping[str, Array]) -> LinearParams:
@@ -149,7 +201,72 @@ class _LinearModel(Environment):
         else:
             features = jnp.zeros((self.K, self.d))
         noise = jnp.asarray(settings.get("noise", 0.0), jnp.float32)
-        return LinearParams(theta=theta, features=features.astype(jnp.float32), noise=noise)
+        params = LinearParams(theta=theta, features=features.astype(jnp.float32), noise=noise)
+        if self.drift == "none":
+            return params
+        params = params.replace(drift_rate=jnp.asarray(settings["drift_rate"], jnp.float32),
+                                hazard=jnp.asarray(settings["hazard"], jnp.float32),
+                                theta_norm=norm)
+        if self.drift == "rotation":
+            params = params.replace(direction=self.rotation_directions(
+                jax.random.fold_in(key, THETA_KEY), theta))
+        return params
+
+    def __init__(self, **static: Any):
+        super().__init__(**static)
+        self.metric_names = ("changes",) if self.drift == "jumps" else ()
+        self.change_rounds = tuple(int(p) for p in (self.change_points or ()))
+
+    # -- drift ----------------------------------------------------------------------------------
+    def rotation_directions(self, key: Array, theta: Array) -> Array:
+        """[K, d] unit vectors u_a orthogonal to theta_a (one draw shared by all arms in the
+        shared model, so the shared theta stays one vector)."""
+        rows = 1 if self.model == "shared" else self.K
+        u = jax.random.normal(key, (rows, self.d), jnp.float32)
+        u = jnp.broadcast_to(u, theta.shape)
+        unit = unit_rows(theta)
+        return unit_rows(u - jnp.sum(u * unit, -1, keepdims=True) * unit)
+
+    def fresh_theta(self, key: Array, params: LinearParams) -> Array:
+        """A new [K, d] theta from the generator (sphere and fixed: a uniform direction at the
+        norm; gaussian: N(0, theta_norm^2 I / d))."""
+        rows = 1 if self.model == "shared" else self.K
+        z = jax.random.normal(key, (rows, self.d), jnp.float32)
+        if self.theta_generator == "gaussian":
+            theta = params.theta_norm * z / jnp.sqrt(self.d)
+        else:
+            norm = jnp.linalg.norm(params.theta[:1], axis=-1, keepdims=True)
+            if self.theta_generator == "sphere":
+                norm = params.theta_norm
+            theta = norm * unit_rows(z)
+        return jnp.broadcast_to(theta, (self.K, self.d)).astype(jnp.float32)
+
+    def current_theta(self, state: LinearState, params: LinearParams) -> Array:
+        """theta_t ([K, d]) of round ``state.t``."""
+        if self.drift == "rotation":
+            angle = params.drift_rate * state.t.astype(jnp.float32)
+            norm = jnp.linalg.norm(params.theta, axis=-1, keepdims=True)
+            return jnp.cos(angle) * params.theta + jnp.sin(angle) * norm * params.direction
+        if state.theta is not None:
+            return state.theta
+        return params.theta
+
+    def next_theta(self, key: Array, state: LinearState, params: LinearParams):
+        """(theta of the next round or None, whether it is a fresh draw or None)."""
+        if self.drift == "random_walk":
+            rows = 1 if self.model == "shared" else self.K
+            step = jax.random.normal(jax.random.fold_in(key, THETA_KEY), (rows, self.d))
+            moved = state.theta + params.drift_rate * step / jnp.sqrt(self.d)
+            norm = jnp.linalg.norm(state.theta, axis=-1, keepdims=True)
+            return (norm * unit_rows(moved)).astype(jnp.float32), None
+        if self.drift == "jumps":
+            t_next = state.t + 1
+            jump = randomness.uniform(jax.random.fold_in(key, JUMP_KEY)) < params.hazard
+            for c in self.change_rounds:
+                jump = jump | (t_next == c)
+            fresh = self.fresh_theta(jax.random.fold_in(key, THETA_KEY), params)
+            return jnp.where(jump, fresh, state.theta), jump
+        return None, None
 
     def draw_context(self, key: Array, params: LinearParams) -> Array:
         """The [K, d] features of one round."""
@@ -162,14 +279,19 @@ class _LinearModel(Environment):
 
     # -- protocol -----------------------------------------------------------------------------
     def reset(self, key: Array, params: LinearParams) -> LinearState:
-        return LinearState(t=jnp.zeros((), jnp.int32), features=self.draw_context(key, params))
+        state = LinearState(t=jnp.zeros((), jnp.int32), features=self.draw_context(key, params))
+        if self.drift in ("random_walk", "jumps"):
+            state = state.replace(theta=params.theta)
+        if self.drift == "jumps":
+            state = state.replace(changed=jnp.zeros((), bool))
+        return state
 
     def observe(self, key: Array, state: LinearState, params: LinearParams) -> Observation:
         return Observation(features=state.features, t=state.t)
 
     def linear_predictors(self, state: LinearState, params: LinearParams) -> Array:
-        """<theta_a, x_{t,a}> for every arm ([K])."""
-        return jnp.sum(params.theta * state.features, axis=-1)
+        """<theta_a, x_{t,a}> for every arm ([K]), theta of this round."""
+        return jnp.sum(self.current_theta(state, params) * state.features, axis=-1)
 
     def step(self, key: Array, state: LinearState, action: Array, params: LinearParams):
         # The reward reads the step key's own words, the next context a subkey's
@@ -179,8 +301,13 @@ class _LinearModel(Environment):
         chosen = expected[action]
         reward = self.draw_reward(reward_key, chosen, params)
         feedback = immediate_feedback(action, state.features, reward, state.t)
-        info = StepInfo(regret=jnp.max(expected) - chosen)
-        next_state = LinearState(t=state.t + 1, features=self.draw_context(context_key, params))
+        metrics = {}
+        if self.drift == "jumps":
+            metrics["changes"] = state.changed.astype(jnp.float32)
+        info = StepInfo(regret=jnp.max(expected) - chosen, metrics=metrics)
+        theta, changed = self.next_theta(key, state, params)
+        next_state = LinearState(t=state.t + 1, features=self.draw_context(context_key, params),
+                                 theta=theta, changed=changed)
         return next_state, feedback, info
 
     # -- table export (``banditjax export``) ----------------------------------------------------
@@ -195,6 +322,10 @@ class _LinearModel(Environment):
         return TableRow(features=state.features[0], rewards=self.expected_rewards(
             self.linear_predictors(state, params)))
 
+    def metric_columns(self, sums: Mapping[str, np.ndarray], t: np.ndarray) -> dict:
+        """``regret`` and, under jumps, ``changes``, both cumulative."""
+        return {name: sums[name] for name in ("regret",) + self.metric_names}
+
     @abc.abstractmethod
     def expected_rewards(self, predictors: Array) -> Array:
         """E[r] of every arm from its linear predictor."""
@@ -208,6 +339,7 @@ class _LinearModel(Environment):
 class LinearBandit(_LinearModel):
     """r = <theta_a, x_a> + noise * N(0, 1) (Li et al. 2010; Abbasi-Yadkori et al. 2011)."""
 
+    metrics = (REGRET, CHANGES)
     settings = _settings(1.0) + (
         Setting("noise", 0.1, "reward noise standard deviation (sigma; the R of OFUL)",
                 low=0.0),)
@@ -231,6 +363,7 @@ class LogisticBandit(_LinearModel):
 
     Regret is measured on the probability scale."""
 
+    metrics = (REGRET, CHANGES)
     settings = _settings(3.0)
 
     @property
