@@ -179,6 +179,7 @@ class Results:
         import matplotlib.pyplot as plt
 
         from analysis import plotting
+        from analysis.metrics import declared_metrics
         plot = self.config.get("plot", {})
         logx = plot.get("logx", False) if logx is None else logx
         logy = plot.get("logy", False) if logy is None else logy
@@ -193,7 +194,7 @@ class Results:
             else:
                 figure = ax.figure
             plotting.plot_curves(ax, self.frame, metric, logx=bool(logx), logy=bool(logy))
-        labels = {m.name: m.label for m in _declared(self.frame)}
+            labels = {m.name: m.label for m in declared_metrics(self.frame)}
         ax.set_ylabel(labels.get(metric, metric))
         ax.legend(loc="upper left", ncol=1 if self.frame["setting"].nunique() <= 8 else 2)
         return figure
@@ -202,11 +203,6 @@ class Results:
     def _registered(self) -> Iterator[None]:
         with registered(*self.classes):
             yield
-
-
-def _declared(frame: pd.DataFrame) -> tuple:
-    from analysis.metrics import declared_metrics
-    return declared_metrics(frame)
 
 
 def confidence_table(frame: pd.DataFrame, metrics: Sequence[str] = ("regret",),
