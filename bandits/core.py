@@ -43,6 +43,7 @@ class Learner(Configurable, abc.ABC):
     needs_features: ClassVar[bool] = False   # contextual learners need feature_dim > 0
     needs_bounded_rewards: ClassVar[bool] = False   # rewards in [0, 1]
     needs_bernoulli_rewards: ClassVar[bool] = False
+    needs_expected_rewards: ClassVar[bool] = False  # reads Observation.expected_rewards
     # What the rest of the suite reads about the learner (docs/design.md, "Layout"); read with
     # ``declared``, so a subclass registered under another name does not inherit them.
     theory: ClassVar[Any] = None             # bandits.theory.Theory: regret rate, upper bound
@@ -75,6 +76,9 @@ class Learner(Configurable, abc.ABC):
             problem = "it needs rewards in [0, 1] and the environment's are unbounded"
         elif cls.needs_bernoulli_rewards and not spec.bernoulli_rewards:
             problem = "it needs 0/1 rewards and the environment's are not"
+        elif cls.needs_expected_rewards and not spec.expected_rewards:
+            problem = ("it reads every arm's expected reward (Observation.expected_rewards), "
+                       "which the environment does not give")
         if problem:
             raise ConfigError(f"{where} = {cls.name!r} cannot run here: {problem}")
 

@@ -160,6 +160,7 @@ class Oracle(Learner):
     """The per-request oracle: the arm with the highest expected objective this round."""
     colour = "#999933"
     role = "oracle"
+    needs_expected_rewards = True
 
     def init(self, key, hparams) -> Array:
         return jnp.zeros((), jnp.int32)

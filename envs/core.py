@@ -163,6 +163,7 @@ class EnvSpec:
     reward_range: tuple[float, float] | None = (0.0, 1.0)   # None: unbounded (Gaussian noise)
     bernoulli_rewards: bool = True  # rewards are 0/1
     preference_feedback: bool = False
+    expected_rewards: bool = False  # Observation.expected_rewards is filled (an oracle can run)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -391,7 +391,7 @@ class Routing(Environment):
     @property
     def spec(self) -> EnvSpec:
         return EnvSpec(num_arms=self.num_arms, feature_dim=self.dim + 1, reward_range=None,
-                       bernoulli_rewards=False)
+                       bernoulli_rewards=False, expected_rewards=True)
 
     def budget_label(self, budget: float) -> str:
         prefix = "b" if self.scaling == "reasoning" else "k"

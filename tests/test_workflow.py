@@ -450,6 +450,7 @@ def test_list_says_where_each_learner_runs_from_its_spec_check(capsys):
     assert runs["rucb"] == "contextual_dueling, dueling"
     assert "bernoulli" not in runs["linucb"] and "linear" in runs["linucb"]
     assert "gaussian" not in runs["klucb"] and "bernoulli" in runs["klucb"]
+    assert runs["oracle"] == "routing"            # the only one that gives expected rewards
 
 
 def test_version(capsys):
