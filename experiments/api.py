@@ -145,6 +145,13 @@ class Results:
     out: Path | None = None
     classes: tuple[tuple[type, ...], tuple[type, ...]] = ((), ())
 
+    def __repr__(self) -> str:
+        settings = self.frame["setting"].nunique() if "setting" in self.frame else 0
+        runs = self.frame["run"].nunique() if "run" in self.frame else 0
+        where = "in memory" if self.out is None else f"in {str(self.out)!r}"
+        return (f"Results({settings} settings, {runs} runs, {len(self.frame)} rows {where}; "
+                f".frame, .meta, .summary(), .table(), .plot())")
+
     def metrics(self) -> list[str]:
         """The summary metrics the environment declares (``regret`` first)."""
         from analysis.metrics import declared_metrics
