@@ -145,6 +145,13 @@ class Results:
     out: Path | None = None
     classes: tuple[tuple[type, ...], tuple[type, ...]] = ((), ())
 
+    def __repr__(self) -> str:
+        settings = self.frame["setting"].nunique() if "setting" in self.frame else 0
+        runs = self.frame["run"].nunique() if "run" in self.frame else 0
+        where = "in memory" if self.out is None else f"in {str(self.out)!r}"
+        return (f"Results({settings} settings, {runs} runs, {len(self.frame)} rows {where}; "
+                f".frame, .meta, .summary(), .table(), .plot())")
+
     def metrics(self) -> list[str]:
         """The summary metrics the environment declares (``regret`` first)."""
         from analysis.metrics import declared_metrics
@@ -179,6 +186,7 @@ class Results:
         import matplotlib.pyplot as plt
 
         from analysis import plotting
+        from analysis.metrics import declared_metrics
         plot = self.config.get("plot", {})
         logx = plot.get("logx", False) if logx is None else logx
         logy = plot.get("logy") if logy is None else logy
@@ -195,7 +203,7 @@ class Results:
             else:
                 figure = ax.figure
             plotting.plot_curves(ax, self.frame, metric, logx=bool(logx), logy=bool(logy))
-        labels = {m.name: m.label for m in _declared(self.frame)}
+            labels = {m.name: m.label for m in declared_metrics(self.frame)}
         ax.set_ylabel(labels.get(metric, metric))
         ax.legend(loc="upper left", ncol=1 if self.frame["setting"].nunique() <= 8 else 2)
         return figure

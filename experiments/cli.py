@@ -29,8 +29,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = config_lib.load(args.config, args.set or [])
     if args.imports:
         run_table = config.setdefault("run", {})
-        run_table["imports"] = list(user_code.check_list(run_table.get("imports", []))) + [
-            user_code.resolve(spec) for spec in args.imports]
+        run_table["imports"] = list(dict.fromkeys(
+            user_code.check_list(run_table.get("imports", []))
+            + [user_code.resolve(spec) for spec in args.imports]))
     if args.logx:
         config.setdefault("plot", {})["logx"] = True
     if args.devices is not None:

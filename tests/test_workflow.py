@@ -75,13 +75,14 @@ def test_readme_learner_in_a_file_of_ones_own_runs_through_the_cli(outside, clea
     config.write_text(readme_config())
     out = outside / "out"
 
-    # Interrupted by Ctrl-C after three chunks: the message gives the exact resume command.
+    # Interrupted by Ctrl-C in the second group (ucb1; the first, 8 chunks of 25 rounds, is done,
+    # so the resumed run compiles only the second): the message gives the exact resume command.
     calls = [0]
     original = experiment_lib.Progress.__call__
 
     def interrupt(self, steps):
         calls[0] += 1
-        if calls[0] > 4:                   # the first call reports the steps already done
+        if calls[0] > 1 + 8 + 2:           # the first call reports the steps already done
             raise KeyboardInterrupt
         original(self, steps)
     monkeypatch.setattr(experiment_lib.Progress, "__call__", interrupt)
@@ -91,7 +92,12 @@ def test_readme_learner_in_a_file_of_ones_own_runs_through_the_cli(outside, clea
     command = err.strip().splitlines()[-1].strip()
     assert command == (f"banditjax run {shlex.quote(str(config))} --out "
                        f"{shlex.quote(str(out))} --quiet {shlex.join(SMALLER)} --resume")
-    assert (out / "checkpoint").exists() and not (out / "results.parquet").exists()
+    assert not (out / "results.parquet").exists()
+    from experiments import checkpoint as checkpoint_lib
+    from experiments import config as config_lib
+    state = checkpoint_lib.load(out / "checkpoint", config_lib.build(config_lib.load(
+        config, SMALLER[1::2])).config)
+    assert (state.group, state.progress.rounds) == (1, 50)
     # Running it again without --resume is refused, naming --resume.
     monkeypatch.setattr(experiment_lib.Progress, "__call__", original)
     assert cli.main(["run", str(config), "--out", str(out), "--quiet", *SMALLER]) == 2
@@ -213,6 +219,7 @@ def test_api_runs_a_class_passed_directly_in_memory(clean_registries, capsys):
     results, learner = namespace["results"], namespace["GreedyBonus"]
     assert "greedy_bonus (bonus=0.5)" in capsys.readouterr().out      # it printed the table
     assert results.out is None
+    assert repr(results).startswith("Results(3 settings, 30 runs, ")
     frame = results.frame
     assert set(frame["learner"]) == {"greedy_bonus", "ucb1"}
     runs = frame.groupby("setting")["run"].nunique().to_dict()
@@ -450,6 +457,7 @@ def test_list_says_where_each_learner_runs_from_its_spec_check(capsys):
     assert runs["rucb"] == "contextual_dueling, dueling"
     assert "bernoulli" not in runs["linucb"] and "linear" in runs["linucb"]
     assert "gaussian" not in runs["klucb"] and "bernoulli" in runs["klucb"]
+    assert runs["oracle"] == "routing"            # the only one that gives expected rewards
 
 
 def test_version(capsys):
