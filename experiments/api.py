@@ -165,11 +165,12 @@ class Results:
 
     def plot(self, metric: str = "regret", *, logx: bool | None = None,
              logy: bool | None = None, ax: Any = None):
-        """Mean ``metric`` against t per learner setting with 95% bands, in the figure style of
-        ``banditjax plot``; returns the matplotlib Figure (drawn on ``ax`` when given).
-        ``logx``/``logy`` default to the config's [plot] table."""
-        import matplotlib.pyplot as plt
-
+        """Mean ``metric`` against t per learner setting with 95% bands: the figure of
+        ``banditjax plot`` (``analysis.plotting.regret_figure``: a panel per swept environment
+        setting, single arms summarised); returns the matplotlib Figure (drawn on ``ax`` when
+        given). ``logx``/``logy`` default to the config's [plot] table; ``logy`` unset there:
+        log when the final means span more than a decade."""
+        from analysis import metrics as analysis_metrics
         from analysis import plotting
         plot = self.config.get("plot", {})
         logx = plot.get("logx", False) if logx is None else logx
@@ -179,18 +180,18 @@ class Results:
                               f"{', '.join(self.metrics())}")
         if logy is None:                       # unset: log when the final means span a decade
             logy = plotting.wants_logy(self.frame, metric)
-        with self._registered():
-            plotting.apply_style()
-            if ax is None:
-                figure, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH * 1.6,
-                                                   plotting.COLUMN_WIDTH * 1.1))
-            else:
-                figure = ax.figure
-            plotting.plot_curves(ax, self.frame, metric, logx=bool(logx), logy=bool(logy))
         labels = {m.name: m.label for m in _declared(self.frame)}
+        with self._registered():
+            if ax is None:                     # the figure of `banditjax plot` (panels, arms)
+                return plotting.regret_figure(self.frame, bool(logx), bool(logy), metric,
+                                              labels.get(metric, metric))
+            plotting.apply_style()
+            frame = analysis_metrics.with_arm_labels(self.frame)
+            plotting.plot_curves(ax, frame, metric, logx=bool(logx), logy=bool(logy),
+                                 summarise=plotting.reference_settings(frame))
         ax.set_ylabel(labels.get(metric, metric))
         ax.legend(loc="upper left", ncol=1 if self.frame["setting"].nunique() <= 8 else 2)
-        return figure
+        return ax.figure
 
     def paper_table(self, format: str = "markdown", at: int | None = None) -> str:
         """What ``banditjax table`` prints: every summary metric per setting as mean +- 95%
