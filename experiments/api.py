@@ -157,11 +157,19 @@ class Results:
         from analysis.metrics import final_summary
         return final_summary(self.frame, tuple(metrics or self.metrics()))
 
-    def table(self, metric: str = "regret", at: int | None = None) -> pd.DataFrame:
-        """Final ``metric`` (at round ``at``: the last recorded round not after it) per setting:
-        mean, 95% confidence interval half-width (normal approximation over the runs) and runs,
-        best (lowest) mean first."""
-        return confidence_table(self.frame, metric, at)
+    def table(self, at: int | None = None) -> pd.DataFrame:
+        """Per learner setting: runs, t and every summary metric at the last recorded round (or
+        the last one <= ``at``) as ``<metric>_mean`` and ``<metric>_ci95`` (half-width of the
+        normal-approximation 95% interval over runs): the table of ``banditjax table`` when
+        ``analysis.tables`` provides it, else ``confidence_table``."""
+        try:
+            from analysis.tables import paper_table
+        except ImportError:
+            paper_table = None
+        with self._registered():
+            if paper_table is not None:
+                return _user_error(paper_table, self.frame, at)
+            return confidence_table(self.frame, tuple(self.metrics()), at)
 
     def plot(self, metric: str = "regret", *, logx: bool | None = None,
              logy: bool | None = None, ax: Any = None):
@@ -172,6 +180,7 @@ class Results:
         log when the final means span more than a decade."""
         from analysis import metrics as analysis_metrics
         from analysis import plotting
+        from analysis.metrics import declared_metrics
         plot = self.config.get("plot", {})
         logx = plot.get("logx", False) if logx is None else logx
         logy = plot.get("logy") if logy is None else logy
@@ -180,8 +189,8 @@ class Results:
                               f"{', '.join(self.metrics())}")
         if logy is None:                       # unset: log when the final means span a decade
             logy = plotting.wants_logy(self.frame, metric)
-        labels = {m.name: m.label for m in _declared(self.frame)}
         with self._registered():
+            labels = {m.name: m.label for m in declared_metrics(self.frame)}
             if ax is None:                     # the figure of `banditjax plot` (panels, arms)
                 return plotting.regret_figure(self.frame, bool(logx), bool(logy), metric,
                                               labels.get(metric, metric))
@@ -226,18 +235,12 @@ def _user_error(function, *args, **kwargs):
         raise ConfigError(str(error)) from None
 
 
-def _declared(frame: pd.DataFrame) -> tuple:
-    from analysis.metrics import declared_metrics
-    return declared_metrics(frame)
-
-
-def confidence_table(frame: pd.DataFrame, metric: str = "regret",
+def confidence_table(frame: pd.DataFrame, metrics: Sequence[str] = ("regret",),
                      at: int | None = None) -> pd.DataFrame:
-    """Per setting: ``metric`` at the last recorded round (or the last one <= ``at``) as mean,
-    ``ci95`` (1.96 standard errors) and runs; sorted by mean."""
+    """Per setting (in the frame's order): learner, runs, t and each metric at the last recorded
+    round (or the last one <= ``at``) as ``<metric>_mean`` and ``<metric>_ci95`` = 1.96
+    standard deviations / sqrt(runs)."""
     from analysis.metrics import Z95
-    if metric not in frame:
-        raise ConfigError(f"table: no column {metric!r} in the results")
     if at is None:
         rows = frame[frame["t"] == frame.groupby("run")["t"].transform("max")]
     else:
@@ -246,14 +249,14 @@ def confidence_table(frame: pd.DataFrame, metric: str = "regret",
             raise ConfigError(f"table: at = {at} is before the first recorded round "
                               f"({int(frame['t'].min())})")
         rows = frame[frame["t"] == recorded.max()]
-    stats = rows.groupby("setting", sort=False)[metric].agg(["mean", "std", "count"])
-    out = pd.DataFrame({
-        "learner": rows.groupby("setting", sort=False)["learner"].first(),
-        "t": rows.groupby("setting", sort=False)["t"].max(),
-        "mean": stats["mean"],
-        "ci95": Z95 * stats["std"].fillna(0.0) / stats["count"] ** 0.5,
-        "runs": stats["count"]})
-    return out.sort_values("mean", kind="stable").reset_index()
+    by_setting = rows.groupby("setting", sort=False)
+    out = pd.DataFrame({"learner": by_setting["learner"].first(),
+                        "runs": by_setting["run"].nunique(), "t": by_setting["t"].max()})
+    for metric in metrics:
+        stats = by_setting[metric].agg(["mean", "std", "count"])
+        out[f"{metric}_mean"] = stats["mean"]
+        out[f"{metric}_ci95"] = Z95 * stats["std"].fillna(0.0) / stats["count"] ** 0.5
+    return out.reset_index()
 
 
 # ---------------------------------------------------------------------------------------------

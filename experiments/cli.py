@@ -41,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config.setdefault("run", {})["checkpoint_minutes"] = args.checkpoint_minutes
     experiment = config_lib.build(config)          # every check happens here, before tracing
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
-    for line in warnings_before(experiment):
+    for line in warnings_before(experiment) if distributed.process_index() == 0 else ():
         print(f"warning: {line}", file=sys.stderr)
     created = not out.exists()
     if args.resume:
@@ -53,11 +53,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         frame, meta = run_experiment(experiment, out, progress=not args.quiet,
                                      resume=args.resume)
     except KeyboardInterrupt:
+        _remove_if_empty(out, created)
         print(interrupted_message(args, out), file=sys.stderr)
         return 130
     except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()                            # a run that failed before writing anything
+        _remove_if_empty(out, created)
         raise
     if frame is None:                              # not process 0 of a multi-process run
         return 0
@@ -76,6 +76,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove_if_empty(out: Path, created: bool) -> None:
+    """Removes the folder of a run that stopped before writing anything."""
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
 def resume_command(args: argparse.Namespace, out: Path) -> str:
     """The command line that continues this run: the same one, with --resume for --force and
     the --out folder spelled out."""
@@ -90,9 +96,10 @@ def interrupted_message(args: argparse.Namespace, out: Path) -> str:
     if any(Path(out).glob("checkpoint*")):
         return (f"interrupted; the checkpoint in {str(out)!r} keeps the run up to its last "
                 f"save. Continue it with:\n  {resume_command(args, out)}")
+    again = " (with --force: the folder holds files)" if Path(out).is_dir() else ""
     return (f"interrupted before the first checkpoint (run.checkpoint_every chunks or "
-            f"run.checkpoint_minutes), so there is nothing to resume; run the command again "
-            f"(with --force if {str(out)!r} holds files)")
+            f"run.checkpoint_minutes), so there is nothing to resume; run the command "
+            f"again{again}")
 
 
 def _read_results(folder: Path):
@@ -177,7 +184,7 @@ def describe_registries(patterns: list[str] = (), settings: bool | None = None) 
     import bandits  # noqa: F401
     import envs  # noqa: F401
     from bandits.core import LEARNERS
-    from envs.core import ENVS, WRAPPERS
+    from envs.core import ENVS, WRAPPERS, closest
     from experiments.config import default_environments
 
     patterns = list(patterns)
@@ -206,13 +213,12 @@ def describe_registries(patterns: list[str] = (), settings: bool | None = None) 
         lines.append("")
     if not found:
         known = ENVS.names() + WRAPPERS.names() + LEARNERS.names()
-        from envs.core import closest
         raise ConfigError(f"list: nothing is named like {' or '.join(map(repr, patterns))}"
                           f"{closest(patterns[0], known)}; known: {', '.join(known)}")
     if not settings:
-        lines.append("Settings: banditjax list NAME (or --settings); learners run on the "
-                     "environments listed (their default settings; wrappers such as delay "
-                     "apply to all)")
+        lines.append("Settings: banditjax list NAME (or --settings). A learner runs on the "
+                     "environments listed (with their default settings); wrappers go around "
+                     "any environment")
     return "\n".join(lines)
 
 
@@ -231,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="a TOML (or YAML) config file")
     run.add_argument("--out", help="results folder (default results/<config name>)")
     run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                     help="override a config value, e.g. run.horizon=1000 or learner.<name>.c=1 "
-                          "(repeatable; a [list] makes a sweep axis)")
+                     help="override a config value, e.g. run.horizon=1000 or "
+                          "learner.<index, label or name>.c=1 (repeatable; a [list] makes a "
+                          "sweep axis)")
     run.add_argument("--force", action="store_true", help="overwrite an existing results folder")
     run.add_argument("--logx", action="store_true", help="logarithmic t axis in the plot")
     run.add_argument("--quiet", action="store_true", help="no progress bar")

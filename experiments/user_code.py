@@ -149,7 +149,12 @@ def folder_imports(folder: Path) -> list[str]:
 
 def load_folder(folder: Path) -> list[ModuleType]:
     """Imports what a results folder's config.toml records (paths relative to the folder)."""
-    return load(folder_imports(folder), Path(folder))
+    specs = folder_imports(folder)
+    for spec in specs:
+        if is_path(spec) and not Path(resolve(spec, Path(folder))).exists():
+            raise ConfigError(f"{Path(folder) / 'config.toml'}: run.imports names {spec!r}, "
+                              f"which does not exist (moved?); correct run.imports there")
+    return load(specs, Path(folder))
 
 
 def add_option(parser) -> None:

@@ -58,31 +58,21 @@ def outside(tmp_path) -> Path:
     return tmp_path
 
 
-CONFIG = """
-[run]
-horizon = 200
-seeds = 3
-record = 12
-chunk = 25
-checkpoint_every = 1
-imports = ["my_learners.py"]
+def readme_config() -> str:
+    """The config of the README's "Running your own code": the example learner beside ucb1."""
+    section = (ROOT / "README.md").read_text().split("### Running your own code")[1]
+    return re.search(r"```toml\n(.*?)```", section, re.S).group(1)
 
-[env]
-name = "bernoulli"
-means = [0.7, 0.5, 0.3]
 
-[[learner]]
-name = "optimistic_greedy"
-
-[[learner]]
-name = "ucb1"
-"""
+# Small and chunked: a checkpoint after every chunk of 25 rounds.
+SMALLER = ["--set", "run.horizon=200", "--set", "run.seeds=3", "--set", "run.record=12",
+           "--set", "run.chunk=25", "--set", "run.checkpoint_every=1"]
 
 
 def test_readme_learner_in_a_file_of_ones_own_runs_through_the_cli(outside, clean_registries,
                                                                    monkeypatch, capsys):
     config = outside / "compare.toml"
-    config.write_text(CONFIG)
+    config.write_text(readme_config())
     out = outside / "out"
 
     # Interrupted by Ctrl-C after three chunks: the message gives the exact resume command.
@@ -95,16 +85,16 @@ def test_readme_learner_in_a_file_of_ones_own_runs_through_the_cli(outside, clea
             raise KeyboardInterrupt
         original(self, steps)
     monkeypatch.setattr(experiment_lib.Progress, "__call__", interrupt)
-    assert cli.main(["run", str(config), "--out", str(out), "--quiet"]) == 130
+    assert cli.main(["run", str(config), "--out", str(out), "--quiet", *SMALLER]) == 130
     err = capsys.readouterr().err
     assert "Continue it with:" in err
     command = err.strip().splitlines()[-1].strip()
     assert command == (f"banditjax run {shlex.quote(str(config))} --out "
-                       f"{shlex.quote(str(out))} --quiet --resume")
+                       f"{shlex.quote(str(out))} --quiet {shlex.join(SMALLER)} --resume")
     assert (out / "checkpoint").exists() and not (out / "results.parquet").exists()
     # Running it again without --resume is refused, naming --resume.
     monkeypatch.setattr(experiment_lib.Progress, "__call__", original)
-    assert cli.main(["run", str(config), "--out", str(out), "--quiet"]) == 2
+    assert cli.main(["run", str(config), "--out", str(out), "--quiet", *SMALLER]) == 2
     assert "--resume" in capsys.readouterr().err
 
     # The printed command continues it; the results folder records the import, absolute.
@@ -115,6 +105,10 @@ def test_readme_learner_in_a_file_of_ones_own_runs_through_the_cli(outside, clea
     assert recorded == [str((outside / "my_learners.py").resolve())]
     frame = pd.read_parquet(out / "results.parquet")
     assert set(frame["learner"]) == {"optimistic_greedy", "ucb1"}
+    assert frame.groupby("setting")["run"].nunique().to_dict() == {
+        "optimistic_greedy (bonus=0.5)": 3, "optimistic_greedy (bonus=1)": 3,
+        "optimistic_greedy (bonus=2)": 3, "ucb1": 3}
+    assert set(frame["env.K"]) == {5}                     # K follows from the means
 
     # bounds and plot read the folder in a process that has not imported the learner yet.
     from bandits.core import LEARNERS
@@ -122,9 +116,10 @@ def test_readme_learner_in_a_file_of_ones_own_runs_through_the_cli(outside, clea
     user_code._LOADED.clear()
     sys.modules.pop("my_learners", None)
     assert cli.main(["bounds", str(out), "--bootstrap", "20", "--no-plot"]) == 0
-    table = pd.read_csv(out / "bounds.csv").set_index("learner")
-    # Its declared rate (Theory("logarithmic")) reaches the theory exponent.
-    assert table.loc["optimistic_greedy", "theory_exponent"] > 0
+    table = pd.read_csv(out / "bounds.csv")
+    # Its declared rate (Theory("logarithmic")) reaches the theory exponent of its 3 settings.
+    mine = table[table["learner"] == "optimistic_greedy"]
+    assert len(mine) == 3 and (mine["theory_exponent"] > 0).all()
     assert cli.main(["plot", str(out)]) == 0
     assert (out / "regret.png").exists()
 
@@ -174,6 +169,17 @@ def test_a_missing_import_names_the_file_or_module(tmp_path, clean_registries, c
     assert "no module named 'no_such_package'" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_results_folder_whose_recorded_import_moved_says_so(tmp_path, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "config.toml").write_text('[run]\nimports = ["/nowhere/my_learners.py"]\n')
+    for command in ("plot", "bounds"):
+        assert cli.main([command, str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+        assert "run.imports names '/nowhere/my_learners.py', which does not exist" in err
+
+
 # ---------------------------------------------------------------------------------------------
 # The Python API.
 # ---------------------------------------------------------------------------------------------
@@ -218,11 +224,16 @@ def test_api_runs_a_class_passed_directly_in_memory(clean_registries, capsys):
                                         "ucb1"]
     assert summary.set_index("setting")["regret_mean"].to_dict() == pytest.approx(
         final.mean().to_dict())
-    table = results.table()
-    assert list(table["mean"]) == sorted(final.mean())
-    half = table.set_index("setting")["ci95"]
-    assert half.to_dict() == pytest.approx((1.959963984540054 * final.std()
-                                            / 10 ** 0.5).to_dict())
+    table = results.table().set_index("setting")
+    assert table["regret_mean"].to_dict() == pytest.approx(final.mean().to_dict())
+    assert table["regret_ci95"].to_dict() == pytest.approx((1.959963984540054 * final.std()
+                                                             / 10 ** 0.5).to_dict())
+    assert set(table["runs"]) == {10} and set(table["t"]) == {1000}
+    early = results.table(at=500).set_index("setting")        # the last recorded t <= 500
+    recorded = frame.loc[frame["t"] <= 500, "t"].max()
+    assert set(early["t"]) == {recorded} and recorded < 1000
+    assert early["regret_mean"].to_dict() == pytest.approx(
+        frame[frame["t"] == recorded].groupby("setting")["regret"].mean().to_dict())
     figure = results.plot(logy=True)
     assert isinstance(figure, matplotlib.figure.Figure)
     assert figure.axes[0].get_yscale() == "log" and len(figure.axes[0].get_lines()) == 3
