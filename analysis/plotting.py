@@ -39,8 +39,8 @@ from matplotlib.colors import to_hex, to_rgb  # noqa: E402
 
 from analysis.metrics import (declared_metrics, learner_role, mean_band,  # noqa: E402
                               registered_names, rows_at, swept_columns, with_arm_labels)
-from analysis.sensitivity import (axis_name, format_value, sensitivity_axis,  # noqa: E402
-                                  sensitivity_points, wants_logx)
+from analysis.sensitivity import (axis_name, format_value, reference_rows,  # noqa: E402
+                                  sensitivity_axis, sensitivity_points, x_scale)
 
 # Okabe-Ito without its yellow (too pale on white), then Paul Tol's "muted" scheme: 16
 # colour-blind-safe colours, so the learners most often compared never share one.
@@ -328,12 +328,13 @@ def plot_sensitivity(frame: pd.DataFrame, column: str, path: Path, at: int | Non
 def sensitivity_figure(frame: pd.DataFrame, column: str, at: int | None = None,
                        metric: str = "regret", logx: bool | None = None,
                        logy: bool | None = None):
-    """The figure of ``plot_sensitivity``."""
+    """The figure of ``plot_sensitivity``. Several single-arm lines (``role = 'reference'``) are
+    drawn faint and grey under one legend entry, but the best (lowest mean over the axis),
+    which is drawn dark grey and named."""
     points = sensitivity_points(frame, column, metric, at)
     swept = points[points["value"].notna()]
     flat = points[points["value"].isna()]
-    if logx is None:
-        logx = wants_logx(swept["value"].unique())
+    scale = x_scale(swept["value"].unique(), logx)
     if logy is None:
         means = points["mean"].to_numpy()
         logy = bool((means > 0).all() and means.max() > 10 * means.min())
@@ -344,24 +345,37 @@ def sensitivity_figure(frame: pd.DataFrame, column: str, at: int | None = None,
     shade = {}
     for learner, part in lines.groupby("learner", sort=False):
         shade.update(zip(part["line"], shades(colours[learner], len(part))))
+    arms = swept[reference_rows(swept).to_numpy()]
+    faint = set(arms["line"]) if arms["line"].nunique() > 1 else set()
+    best = arms.groupby("line")["mean"].mean().idxmin() if faint else None
+    faint_label = f"other single arms ({len(faint) - 1})"
     for line, part in swept.groupby("line", sort=False):
-        ax.plot(part["value"], part["mean"], color=shade[line], marker="o", markersize=3,
-                label=line)
-        ax.fill_between(part["value"], part["lower"], part["upper"], color=shade[line],
-                        alpha=0.18, linewidth=0)
+        if line in faint and line != best:
+            ax.plot(part["value"], part["mean"], color="0.75", linewidth=0.6, zorder=1,
+                    label=faint_label)
+            faint_label = "_nolegend_"
+            continue
+        colour, label = ("0.3", f"best single arm: {line}") if line == best else \
+            (shade[line], line)
+        ax.plot(part["value"], part["mean"], color=colour, marker="o", markersize=3,
+                label=label, zorder=3)
+        ax.fill_between(part["value"], part["lower"], part["upper"], color=colour,
+                        alpha=0.18, linewidth=0, zorder=2)
     for row in flat.itertuples(index=False):
         ax.axhline(row.mean, color=shade[row.line], linestyle="--", linewidth=0.9,
                    label=f"{row.line} (no {axis_name(column)})")
         ax.axhspan(row.lower, row.upper, color=shade[row.line], alpha=0.1, linewidth=0)
-    if logx:
+    values = sorted(swept["value"].unique())
+    if scale == "symlog":
+        ax.set_xscale("symlog", linthresh=min(v for v in values if v > 0))
+    elif scale == "log":
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
         readable_log_ticks(ax)
-    values = sorted(swept["value"].unique())
     if len(values) <= 12:
         ax.set_xticks(values, [format_value(v) for v in values])
-        if logx:
+        if scale != "linear":
             ax.minorticks_off()
     labels = {m.name: m.label for m in declared_metrics(frame)}
     t = points["t"].max()
@@ -371,5 +385,9 @@ def sensitivity_figure(frame: pd.DataFrame, column: str, at: int | None = None,
     runs = points["runs"].min()
     ax.set_title(f"{frame['env'].iloc[0]}: {metric} at t = {t} against {axis_name(column)}; "
                  f"mean over {runs} runs, 95% bands", fontsize=8)
-    ax.legend(fontsize=6, loc="best")
+    entries = len(ax.get_legend_handles_labels()[1])
+    if entries > 6:                                # beside the axes, not over the lines
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        ax.legend(fontsize=6, loc="best")
     return fig

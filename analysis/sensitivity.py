@@ -7,15 +7,17 @@ approximation 95% interval, mean +- 1.959964 sd / sqrt(n) (the runs of a setting
 independent), one line per learner (and per value of any other swept axis). Learners without
 the axis (a baseline compared with the sweep) are drawn as a flat dashed line at their value.
 The x axis is logarithmic when the values are positive and span a decade (max / min >= 10),
-as sweeps over scales usually are; the y axis when the means span more than a decade. The
-figure is ``analysis.plotting.plot_sensitivity``.
+as sweeps over scales usually are (symmetric-log when a 0 is among them); the y axis when the
+means span more than a decade. Single-arm learners (``role = 'reference'``) are named by the
+environment's arms. The figure is ``analysis.plotting.plot_sensitivity``.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import Z95, rows_at, swept_columns
+from analysis.metrics import (Z95, arm_labels_of, learner_role, registered_names, rows_at,
+                              swept_columns)
 
 
 def axis_name(column: str) -> str:
@@ -56,9 +58,23 @@ def resolve_axis(frame: pd.DataFrame, name: str) -> str:
 
 
 def wants_logx(values) -> bool:
-    """True when the values are positive and span a decade (max / min >= 10)."""
+    """True when the values are >= 0 and the positive ones span a decade (max / min >= 10);
+    a 0 among them is drawn on a symmetric-log axis (``x_scale``)."""
     values = np.asarray([v for v in values if np.isfinite(v)], np.float64)
-    return bool(len(values) > 1 and (values > 0).all() and values.max() >= 10 * values.min())
+    positive = values[values > 0]
+    return bool(len(positive) > 1 and (values >= 0).all()
+                and positive.max() >= 10 * positive.min())
+
+
+def x_scale(values, logx: bool | None = None) -> str:
+    """'log', 'symlog' (log with a 0 among the values: linear below the smallest positive
+    value) or 'linear'; ``logx`` None decides by ``wants_logx``."""
+    values = np.asarray([v for v in values if np.isfinite(v)], np.float64)
+    if logx is None:
+        logx = wants_logx(values)
+    if not logx:
+        return "linear"
+    return "symlog" if (values <= 0).any() else "log"
 
 
 def sensitivity_points(frame: pd.DataFrame, column: str, metric: str = "regret",
@@ -73,6 +89,8 @@ def sensitivity_points(frame: pd.DataFrame, column: str, metric: str = "regret",
         present = rows[other].notna() & (rows[other].astype(str) != "")
         rows.loc[present, "line"] += ", " + axis_name(other) + "=" + rows.loc[
             present, other].map(format_value)
+    names = _arm_names(rows, column)
+    rows.loc[names.index, "line"] = names
     rows["value"] = pd.to_numeric(rows[column], errors="coerce")
     out = []
     for (line, value), part in rows.groupby(["line", "value"], sort=False, dropna=False):
@@ -86,6 +104,26 @@ def sensitivity_points(frame: pd.DataFrame, column: str, metric: str = "regret",
     return points.sort_values(["value"], kind="stable", na_position="last").sort_values(
         "line", key=lambda s: s.map({v: i for i, v in enumerate(dict.fromkeys(rows["line"]))}),
         kind="stable").reset_index(drop=True)
+
+
+def reference_rows(frame: pd.DataFrame) -> pd.Series:
+    """True for the rows of single-arm learners (``role = 'reference'``)."""
+    names = registered_names(frame)
+    roles = {name: learner_role(name) for name in names.unique()}
+    return names.map(roles).eq("reference")
+
+
+def _arm_names(rows: pd.DataFrame, column: str) -> pd.Series:
+    """The environment's name of the arm of every single-arm row (``hp.arm`` not being the
+    swept axis), indexed like those rows; empty when the environment names no arms."""
+    if "hp.arm" not in rows or column == "hp.arm":
+        return pd.Series(dtype=object)
+    names = arm_labels_of(rows) or ()
+    chosen = rows[reference_rows(rows).to_numpy() & rows["hp.arm"].notna().to_numpy()]
+    arms = chosen["hp.arm"].astype(int)
+    if not names or not arms.between(0, len(names) - 1).all():
+        return pd.Series(dtype=object)
+    return arms.map(lambda arm: names[arm])
 
 
 def format_value(value) -> str:

@@ -175,16 +175,17 @@ class Results:
             paper_table = None
         with self._registered():
             if paper_table is not None:
-                return paper_table(self.frame, at)
+                return _user_error(paper_table, self.frame, at)
             return confidence_table(self.frame, tuple(self.metrics()), at)
 
     def plot(self, metric: str = "regret", *, logx: bool | None = None,
              logy: bool | None = None, ax: Any = None):
-        """Mean ``metric`` against t per learner setting with 95% bands, in the figure style of
-        ``banditjax plot``; returns the matplotlib Figure (drawn on ``ax`` when given).
-        ``logx``/``logy`` default to the config's [plot] table."""
-        import matplotlib.pyplot as plt
-
+        """Mean ``metric`` against t per learner setting with 95% bands: the figure of
+        ``banditjax plot`` (``analysis.plotting.regret_figure``: a panel per swept environment
+        setting, single arms summarised); returns the matplotlib Figure (drawn on ``ax`` when
+        given). ``logx``/``logy`` default to the config's [plot] table; ``logy`` unset there:
+        log when the final means span more than a decade."""
+        from analysis import metrics as analysis_metrics
         from analysis import plotting
         from analysis.metrics import declared_metrics
         plot = self.config.get("plot", {})
@@ -196,17 +197,17 @@ class Results:
         if logy is None:                       # unset: log when the final means span a decade
             logy = plotting.wants_logy(self.frame, metric)
         with self._registered():
-            plotting.apply_style()
-            if ax is None:
-                figure, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH * 1.6,
-                                                   plotting.COLUMN_WIDTH * 1.1))
-            else:
-                figure = ax.figure
-            plotting.plot_curves(ax, self.frame, metric, logx=bool(logx), logy=bool(logy))
             labels = {m.name: m.label for m in declared_metrics(self.frame)}
+            if ax is None:                     # the figure of `banditjax plot` (panels, arms)
+                return plotting.regret_figure(self.frame, bool(logx), bool(logy), metric,
+                                              labels.get(metric, metric))
+            plotting.apply_style()
+            frame = analysis_metrics.with_arm_labels(self.frame)
+            plotting.plot_curves(ax, frame, metric, logx=bool(logx), logy=bool(logy),
+                                 summarise=plotting.reference_settings(frame))
         ax.set_ylabel(labels.get(metric, metric))
         ax.legend(loc="upper left", ncol=1 if self.frame["setting"].nunique() <= 8 else 2)
-        return figure
+        return ax.figure
 
     def paper_table(self, format: str = "markdown", at: int | None = None) -> str:
         """What ``banditjax table`` prints: every summary metric per setting as mean +- 95%
@@ -239,11 +240,6 @@ def _user_error(function, *args, **kwargs):
         return function(*args, **kwargs)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-
-
-def _declared(frame: pd.DataFrame) -> tuple:
-    from analysis.metrics import declared_metrics
-    return declared_metrics(frame)
 
 
 def confidence_table(frame: pd.DataFrame, metrics: Sequence[str] = ("regret",),

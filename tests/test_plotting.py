@@ -16,7 +16,8 @@ import pytest
 from analysis.metrics import final_summary, swept_columns, with_arm_labels
 from analysis.plotting import (plot_sensitivity, regret_figure, sensitivity_figure,
                                setting_styles, wants_logy)
-from analysis.sensitivity import resolve_axis, sensitivity_axis, sensitivity_points, wants_logx
+from analysis.sensitivity import (resolve_axis, sensitivity_axis, sensitivity_points,
+                                  wants_logx, x_scale)
 from analysis.tables import make_table
 
 C_VALUES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -68,6 +69,8 @@ def test_sensitivity_axis_names_and_errors():
 def test_log_x_when_the_values_span_a_decade(tmp_path):
     assert wants_logx(C_VALUES)                                    # 4 / 0.25 = 16
     assert not wants_logx([1.0, 2.0, 5.0]) and not wants_logx([-1.0, 10.0])
+    assert x_scale([0.0, 0.01, 0.1, 1.0]) == "symlog"            # a 0 among decades
+    assert x_scale(C_VALUES) == "log" and x_scale(C_VALUES, logx=False) == "linear"
     fig = sensitivity_figure(sweep_frame(), "hp.c")
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
@@ -152,3 +155,8 @@ def test_routing_single_arms_are_summarised_and_named_by_model_and_budget():
     plt.close(fig)
     table = make_table(frame)
     assert "mixtral-8x7b@k4 \\| cost_weight=1" in table and "fixed_arm" not in table
+    fig = sensitivity_figure(frame, resolve_axis(frame, "cost_weight"))
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert sorted(labels) == ["best single arm: mixtral-8x7b@k4", "linucb",
+                              "other single arms (17)"]
+    plt.close(fig)
