@@ -144,7 +144,8 @@ class ChangeDetection(Learner):
         detector, alarm = self.detect(state.detector, state.stats, arm, item.reward, valid,
                                       hparams)
         stats = state.stats.add(jax.tree_util.tree_map(lambda x: x[None], item))
-        return self.restart_arms(state.replace(stats=stats, detector=detector), arm, alarm & valid, t)
+        return self.restart_arms(state.replace(stats=stats, detector=detector), arm,
+                                 alarm & valid, t)
 
     def restart_arms(self, state: DetectionState, arm, alarm, t) -> DetectionState:
         """After an alarm on ``arm`` in round t: its statistics (every arm's, for a global

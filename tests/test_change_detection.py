@@ -30,7 +30,6 @@ import pandas as pd
 import pytest
 
 from analysis.metrics import declared_metrics, final_summary
-from analysis.plotting import plot_results
 from bandits.change_detection import GLRklUCB
 from bandits.mab import UCB1
 from envs.core import ConfigError, Metric
@@ -296,6 +295,8 @@ def test_experiment_with_a_detection_learner_resumes_to_the_same_frame(tmp_path,
               "env": {"name": "piecewise", "K": 2, "means": [[0.9, 0.5], [0.1, 0.5]],
                       "change_points": [200]},
               "learner": [{"name": "ucb1"}, {"name": "cusum_ucb", "warm_up": 20}]}
+    for folder in ("reference", "resumed"):
+        (tmp_path / folder).mkdir()
     reference, _ = run_experiment(config_lib.build(config), tmp_path / "reference",
                                   progress=False, plot=False)
     calls = [0]
