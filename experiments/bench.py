@@ -141,8 +141,8 @@ FAMILIES = {f.name: f for f in [
            600, 50, learner={"name": "joulani", "base": "ucb1"}, kind="delayed"),
     Family("routing", "budgeted LinUCB (routing)", {"name": "routing"}, 200, 50,
            learner={"name": "budgeted_linucb", "alpha": 0.5, "budget": 0.1}, kind="routing"),
-    # alpha: the theorem's default, sqrt(K U ln T / T), is 1 at these horizons (every round
-    # explores); 0.1 keeps the index in play. The cost of a round is the same either way.
+    # alpha: the theorem's default, sqrt(K U ln T / T), is 0.5-0.9 at these horizons (most
+    # rounds explore); 0.1 keeps the index in play. The cost of a round is the same either way.
     Family("glr_klucb", "GLR-klUCB (piecewise, K=10)", PIECEWISE, 300, 50,
            learner={"name": "glr_klucb", "alpha": 0.1}, kind="non-stationary"),
 ]}
