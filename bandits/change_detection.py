@@ -63,6 +63,7 @@ from flax import struct
 from bandits.core import (ArmStats, Learner, random_argmax, register_learner, rounds_played,
                           scan_feedback, untried_first)
 from bandits.mab import bernoulli_kl, kl_index
+from bandits.nonstationary import changes_setting
 from bandits.theory import Theory
 from envs import randomness
 from envs.core import Array, ConfigError, Feedback, Metric, Setting, take_arm
@@ -71,16 +72,10 @@ DETECTIONS = Metric("detections", "cumulative restarts (change detections)", sum
                     figure=True)
 
 
-def default_changes(values, context) -> int:
-    """The environment's ``max_changes`` when it declares one (``piecewise``: the number of its
-    change points, or the static bound on those drawn with a hazard rate), else 1."""
-    declared = (context.get("env") or {}).get("max_changes")
-    return max(1, int(declared)) if declared is not None else 1
-
-
-CHANGES = Setting("changes", None, "number of change points U the defaults are tuned for "
-                  "(default: the environment's max_changes, else 1)", kind=int, low=1,
-                  optional=True, default_from=default_changes)
+# The number of changes U the defaults are tuned for, as the forgetting learners declare it
+# (bandits/nonstationary.py, ``default_changes``): the environment's number of change points, the
+# expected number h (T - 1) for a hazard rate h, else 1.
+CHANGES = changes_setting()
 
 
 @struct.dataclass
@@ -144,7 +139,8 @@ class ChangeDetection(Learner):
         detector, alarm = self.detect(state.detector, state.stats, arm, item.reward, valid,
                                       hparams)
         stats = state.stats.add(jax.tree_util.tree_map(lambda x: x[None], item))
-        return self.restart_arms(state.replace(stats=stats, detector=detector), arm, alarm & valid, t)
+        return self.restart_arms(state.replace(stats=stats, detector=detector), arm,
+                                 alarm & valid, t)
 
     def restart_arms(self, state: DetectionState, arm, alarm, t) -> DetectionState:
         """After an alarm on ``arm`` in round t: its statistics (every arm's, for a global
