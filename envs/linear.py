@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from envs import distributions, randomness
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting, StepInfo,
                        TableRow, immediate_feedback, register_env, unit_rows)
 
@@ -148,7 +149,7 @@ class _LinearModel(Environment):
         if self.context == "fixed":
             return params.features
         rows = self.K if self.model == "shared" else 1
-        x = jax.random.normal(key, (rows, self.d), jnp.float32)
+        x = distributions.normal(key, (rows, self.d))
         x = unit_rows(x) if self.context == "sphere" else x / jnp.sqrt(self.d)
         return jnp.broadcast_to(x, (self.K, self.d))
 
@@ -164,7 +165,9 @@ class _LinearModel(Environment):
         return jnp.sum(params.theta * state.features, axis=-1)
 
     def step(self, key: Array, state: LinearState, action: Array, params: LinearParams):
-        reward_key, context_key = jax.random.split(key)
+        # The reward reads the step key's own words, the next context a subkey's
+        # (docs/design.md, "Random numbers": no jax.random in the round).
+        reward_key, context_key = key, randomness.subkey(key, 0)
         expected = self.expected_rewards(self.linear_predictors(state, params))
         chosen = expected[action]
         reward = self.draw_reward(reward_key, chosen, params)
@@ -212,7 +215,7 @@ class LinearBandit(_LinearModel):
         return predictors
 
     def draw_reward(self, key, mean, params):
-        return mean + params.noise * jax.random.normal(key)
+        return mean + params.noise * distributions.normal(key)
 
 
 @register_env("logistic")
@@ -230,4 +233,4 @@ class LogisticBandit(_LinearModel):
         return jax.nn.sigmoid(predictors)
 
     def draw_reward(self, key, mean, params):
-        return (jax.random.uniform(key) < mean).astype(jnp.float32)
+        return (randomness.uniform(key) < mean).astype(jnp.float32)

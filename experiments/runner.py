@@ -25,6 +25,7 @@ of the runs its own devices hold (``SimulationResult.runs``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, Callable, Mapping
@@ -94,15 +95,43 @@ class SimulationResult:
         return self.agent_steps / max(self.run_seconds, 1e-12)
 
 
+# Options for the runner's own compilations on XLA:CPU (passed to its ``jit``, never set for the
+# process: other programs compile as before). YNNPACK fusions took over the per-arm quadratic
+# forms of the linear learners (a reduction nested in a reduction) and ran them several times
+# slower than XLA's own loops (docs/design.md, "Measured facts").
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_options(backend: str) -> dict | None:
+    """The runner's compiler options for ``backend``: ``CPU_COMPILER_OPTIONS`` on a CPU whose XLA
+    knows them (checked once by compiling a trivial function), None elsewhere."""
+    if backend != "cpu":
+        return None
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(
+            jnp.float32(0)).compile()
+    except Exception:  # noqa: BLE001  (an XLA without these options: compile as it is)
+        return None
+    return dict(CPU_COMPILER_OPTIONS)
+
+
 class Simulation:
-    """Compiled functions for one (environment, learner, horizon, record grid, chunk)."""
+    """Compiled functions for one (environment, learner, horizon, record grid, chunk).
+
+    materialise: compute the round's choice behind a conditional (default: on CPU only; see
+        ``_run_chunk``). options: compiler options of the chunk (default: ``compiler_options``
+        of the backend; ``{}`` for none).
+    """
 
     def __init__(self, env: Environment, learner: Learner, horizon: int, record: np.ndarray,
                  chunk: int, sharding: NamedSharding | None = None,
-                 materialise: bool | None = None):
+                 materialise: bool | None = None, options: dict | None = None):
         self.env, self.learner = env, learner
+        backend = jax.default_backend()
         # See ``_run_chunk``: on XLA:CPU the round's choice is computed behind a conditional.
-        self.materialise = (jax.default_backend() == "cpu") if materialise is None else materialise
+        self.materialise = (backend == "cpu") if materialise is None else materialise
+        self.options = compiler_options(backend) if options is None else (options or None)
         self.horizon, self.chunk = int(horizon), int(chunk)
         self.grid = np.asarray(record, np.int32)
         self.metric_names = ("regret",) + tuple(env.metric_names)
@@ -110,7 +139,7 @@ class Simulation:
         # the zero records would come out replicated and the next chunk would reshard them).
         self._init = jax.jit(jax.vmap(self._init_run), out_shardings=sharding)
         self._chunk = jax.jit(self._run_chunk, donate_argnums=0, static_argnums=3,
-                              out_shardings=sharding)
+                              out_shardings=sharding, compiler_options=self.options)
 
     # -- one run --------------------------------------------------------------------------
     def _init_run(self, run_key, instance_key, env_settings, hparams):

@@ -247,3 +247,26 @@ def test_a_learner_breaking_the_action_protocol_is_named_while_tracing(group, ba
         simulate(group.env, broken, run_keys=group.run_keys, instance_keys=group.instance_keys,
                  env_settings=group.env_settings, hparams=group.hparams, horizon=HORIZON,
                  record=GRID)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiler options: the runner's own, with the same numbers as without them.
+# ---------------------------------------------------------------------------------------------
+def test_compiler_options_are_the_runners_own_and_change_no_number():
+    from experiments.runner import CPU_COMPILER_OPTIONS, Simulation, compiler_options
+    assert compiler_options("gpu") is None and compiler_options("tpu") is None
+    config = {"run": {"horizon": 60, "seeds": 3, "record": 5},
+              "env": {"name": "linear", "K": 4, "d": 3, "model": "disjoint"},
+              "learner": [{"name": "linucb"}]}
+    group = config_lib.build(config).groups[0]
+    inputs = (group.run_keys, group.instance_keys, group.env_settings, group.hparams)
+    records = {}
+    for name, options in [("none", {}), ("runner", None)]:
+        sim = Simulation(group.env, group.learner, 60, record_grid(60, 5), 60, options=options)
+        assert sim.options == (None if options == {} else compiler_options(jax.default_backend()))
+        carry, consts = sim.initial(*inputs)
+        records[name] = np.asarray(sim.run_chunks(sim.compile(carry, consts)[0], carry,
+                                                   consts).records)
+    np.testing.assert_array_equal(records["none"], records["runner"])
+    if jax.default_backend() == "cpu":
+        assert compiler_options("cpu") == CPU_COMPILER_OPTIONS
