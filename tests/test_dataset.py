@@ -452,6 +452,10 @@ def test_the_shipped_routing_table_config_builds():
     env = experiment.groups[0].env
     assert env.spec.num_arms == 6 and env.costed
     assert env.table.rows == 200
+    # costs = [] drops the default cost columns: a plain table, rewards = qualities.
+    plain = group_of({"path": str(ROUTING_TABLE), "costs": []}).env
+    assert not plain.costed and plain.metric_names == () and plain.spec.reward_range is not None
+    assert plain.table.feature_names == tuple(f"x.{j}" for j in range(8))
 
 
 @pytest.mark.slow
