@@ -24,7 +24,7 @@ from experiments import cli
 from experiments import config as config_lib
 from experiments import runner
 from experiments.experiment import simulate_experiment
-from experiments.export import export_frame
+from experiments.export import export_frame, write_table
 from tests.reference import cheap_jit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -345,6 +345,20 @@ def test_export_writes_contexts_qualities_and_costs(tmp_path):
     quality = frame[[f"reward.{a}" for a in arms]].to_numpy()
     assert np.all((quality >= 0) & (quality <= 1))
     assert np.all(np.diff(quality.mean(axis=0)) > 0)    # abilities -1 < 0 < 1
+
+
+def test_written_tables_read_back_the_same_in_every_format(tmp_path):
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x.0": rng.normal(size=20), "reward.a": rng.uniform(size=20),
+                          "reward.b": rng.uniform(size=20), "cost.a": rng.uniform(size=20),
+                          "cost.b": rng.uniform(size=20)}).astype(np.float32)
+    tables = [group_of({"path": str(write_table(frame, tmp_path / f"t{suffix}"))}).env.table
+              for suffix in (".parquet", ".csv", ".npz")]
+    for table in tables:
+        assert table.arm_names == ("a", "b") and table.feature_names == ("x.0",)
+        np.testing.assert_array_equal(table.features[:, 0], frame["x.0"])
+        np.testing.assert_array_equal(table.rewards, frame[["reward.a", "reward.b"]])
+        np.testing.assert_array_equal(table.costs, frame[["cost.a", "cost.b"]])
 
 
 def test_export_errors(tmp_path):
