@@ -30,7 +30,7 @@ permutation every pass). Both are functions of the run key and the round only (d
 Column mapping (defaults): ``rewards`` and ``label`` absent: the reward columns are those named
 ``reward.<arm>`` (the layout ``banditjax export`` writes) and, when every arm has one,
 ``cost.<arm>`` are the costs; a ``preset`` uses its class column. ``features`` absent: every
-column that is not a reward, cost or label column. ``standardise``: each feature column minus
+column that is not a reward, cost or label column and not named ``reward.*`` or ``cost.*``. ``standardise``: each feature column minus
 its mean, divided by its standard deviation (constant columns are only centred). ``bias``
 appends a constant 1.
 
@@ -262,7 +262,7 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
         raise ConfigError(f"{where}.{'label' if label is not None else 'rewards'}: {what}; a "
                           f"bandit needs at least 2 arms")
     cost_array = None
-    if costs is not None:
+    if costs is not None and len(costs) > 0:
         check_unique("costs", costs, where)
         if len(costs) != k:
             raise ConfigError(f"{where}.costs has {len(costs)} columns but there are {k} arms; "
@@ -270,7 +270,11 @@ def table_from_frame(frame: pd.DataFrame, values: Mapping[str, Any], where: str 
         require_columns(frame, "costs", costs, where)
         cost_array = numeric_columns(frame, "costs", costs, where).astype(np.float32)
         used += costs
-    features, x = feature_matrix(frame, values.get("features"), used, where,
+    named = values.get("features")
+    # By default every column not used otherwise, and never an exported reward or cost column.
+    hidden = used if named is not None else used + [
+        str(c) for c in frame.columns if str(c).startswith((REWARD_PREFIX, COST_PREFIX))]
+    features, x = feature_matrix(frame, named, hidden, where,
                                  "a reward, cost or label column; a feature must not "
                                  "reveal the rewards")
     rows = len(frame)
@@ -358,7 +362,8 @@ class Dataset(Environment):
         Setting("preset", None, "a scikit-learn bundled dataset (needs the 'datasets' extra)",
                 kind=str, static=True, optional=True, choices=PRESETS),
         Setting("features", None, "feature columns (default: every column that is not a "
-                "reward, cost or label column)", kind="names", static=True, optional=True),
+                "reward, cost or label column, nor named 'reward.*' or 'cost.*')", kind="names",
+                static=True, optional=True),
         Setting("rewards", None, "one reward column per arm (default: the 'reward.<arm>' "
                 "columns)", kind="names", static=True, optional=True),
         Setting("label", None, "a class column: one arm per class, label_reward for the right "
@@ -366,7 +371,7 @@ class Dataset(Environment):
         Setting("label_reward", 1.0, "reward of the right arm (label mode)", static=True),
         Setting("label_penalty", 0.0, "reward of every wrong arm (label mode)", static=True),
         Setting("costs", None, "one cost column per arm: reward = quality - cost_weight * "
-                "cost (default: the 'cost.<arm>' columns when every arm has one)",
+                "cost (default: the 'cost.<arm>' columns when every arm has one; [] for none)",
                 kind="names", static=True, optional=True),
         Setting("cost_weight", 0.1, "lambda: objective = quality - lambda * cost (with costs)",
                 low=0.0),
