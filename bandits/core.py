@@ -350,7 +350,9 @@ class WindowStats:
     still inside the window enter (one slot written each). A round whose feedback never arrived
     (masked) stores nothing. O(K) work per round whatever the window; one feedback item per
     played round (single-arm actions). Delayed items arriving after their round left the window
-    are dropped.
+    are dropped. The window moves with time, not with feedback: an all-masked round stores
+    nothing but still lets the round t - window leave (the statistics are of rounds, as in the
+    paper).
     """
 
     stats: ArmStats

@@ -126,7 +126,7 @@ class DiscountedUCB(_Discounted, IndexPolicy):
     2 B sqrt(xi ln n_t(gamma) / N_t(gamma, i)); see the module docstring."""
 
     theory = Theory("sqrt")       # O(sqrt(Upsilon_T T) ln T) dynamic regret, tuned gamma
-    colour = "#882255"
+    colour = "#AA3377"
     settings = UCB_SETTINGS + (
         Setting("gamma", None, "discount factor in (0, 1] (default 1 - sqrt(Upsilon_T / T) / "
                 "(4 B), Theorem 1)", low=0.0, high=1.0, low_open=True, optional=True,
@@ -150,7 +150,7 @@ class SlidingWindowUCB(IndexPolicy):
     B sqrt(xi ln min(t, tau) / N_t(tau, i)); the window in a ring buffer of static size."""
 
     theory = Theory("sqrt")       # O(sqrt(Upsilon_T T ln T)) dynamic regret, tuned tau
-    colour = "#AA4499"
+    colour = "#4477AA"
     settings = UCB_SETTINGS + (
         Setting("window", None, "tau, the rounds remembered (default "
                 "ceil(2 B sqrt(T ln T / Upsilon_T)), Theorem 2)", kind=int, low=1,
@@ -198,7 +198,7 @@ class DiscountedThompson(_Discounted, BetaThompson):
     successes and failures; ``thompson``'s index on discounted statistics."""
 
     theory = Theory(None)         # the paper proves no regret bound
-    colour = "#44AA99"
+    colour = "#228833"
     settings = BetaThompson.settings + (
         changes_setting(),
         Setting("gamma", None, "discount factor in (0, 1] (default 1 - sqrt(Upsilon_T / T) / 4, "
@@ -217,7 +217,7 @@ class EXP3S(EXP3):
     weight with every arm each round, so it can track a switching best arm."""
 
     theory = Theory("sqrt")       # O(sqrt(S K T ln(K T))) against S-switch sequences
-    colour = "#117733"
+    colour = "#CCBB44"
     settings = (
         changes_setting(),
         Setting("alpha", None, "weight sharing (default 1 / T, Corollary 8.3)", low=0.0,
@@ -244,7 +244,7 @@ class Rexp3(EXP3):
     every round that is a multiple of ``batch`` (0-based)."""
 
     theory = Theory(None)         # O((K ln K)^(1/3) V_T^(1/3) T^(2/3)): no 'sqrt' or 'log' rate
-    colour = "#999933"
+    colour = "#33BBEE"
     settings = (
         changes_setting(),
         Setting("variation", None, "variation budget V_T the batch is tuned for (default "

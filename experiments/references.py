@@ -42,6 +42,14 @@ The references:
   round shared by all arms, one parameter per arm.
 - ``uniform_expected_regret``: the expected pseudo-regret of a uniformly random arm,
   T (mu* - mean_a mu_a).
+- ``discounted_ucb`` and ``sliding_window_ucb``: Garivier and Moulines (2011), "On
+  upper-confidence bound policies for switching bandit problems", secs. 3 and 4, on a
+  piecewise-stationary Bernoulli problem (``piecewise_means``: segment means and change points,
+  the same for every run). D-UCB discounts its counts and sums every round
+  (N <- gamma N + 1{arm}), n_t by n <- gamma n + 1, index mean + 2 B sqrt(xi ln n_t / N); SW-UCB
+  recounts the whole history of the last tau rounds every round, index
+  mean + B sqrt(xi ln min(t, tau) / N). Both return the final dynamic pseudo-regret
+  sum_t (max_a mu_a(t) - mu_{A_t}(t)).
 """
 from __future__ import annotations
 
@@ -51,7 +59,7 @@ import numpy as np
 
 __all__ = ["instances", "uniform_instances", "random_argmax", "ucb1", "klucb", "thompson",
            "epsilon_greedy", "exp3", "exp3_gamma", "linucb", "uniform_expected_regret",
-           "bernoulli_kl"]
+           "bernoulli_kl", "piecewise_means", "discounted_ucb", "sliding_window_ucb"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +255,82 @@ def exp3(means, horizon: int, seed, gamma: float | None = None) -> np.ndarray:
         log_weights[rows, arm] += gamma * reward / (p[rows, arm] * arms)
         regret += best - mean
     return regret
+
+
+# ---------------------------------------------------------------------------------------------
+# Piecewise-stationary K-armed learners.
+# ---------------------------------------------------------------------------------------------
+def piecewise_means(segment_means, change_points, horizon: int) -> np.ndarray:
+    """[T, K] the arm means of every round: row s of ``segment_means`` ([S, K]) from round
+    change_points[s - 1] (0-based) on."""
+    segment = np.searchsorted(np.asarray(change_points, np.int64), np.arange(horizon),
+                              side="right")
+    return np.asarray(segment_means, np.float64)[segment]
+
+
+def _switching_policy(round_means: np.ndarray, runs: int, seed, index, learn) -> np.ndarray:
+    """R runs of a Bernoulli bandit whose means in round t are round_means[t - 1]; plays
+    argmax index(t) ([R, K], untried arms first by the policy) and calls learn(t, arm, reward).
+    Returns the final dynamic pseudo-regret per run."""
+    rng = np.random.default_rng(seed)
+    regret = np.zeros(runs)
+    for t in range(1, round_means.shape[0] + 1):
+        mu = round_means[t - 1]
+        arm = random_argmax(rng, index(t))
+        mean = mu[arm]
+        learn(t, arm, (rng.random(runs) < mean).astype(np.float64))
+        regret += mu.max() - mean
+    return regret
+
+
+def discounted_ucb(round_means: np.ndarray, runs: int, seed, gamma: float, xi: float = 0.6,
+                   bound: float = 1.0) -> np.ndarray:
+    """D-UCB (Garivier and Moulines 2011, sec. 3) on ``round_means`` ([T, K]). Final dynamic
+    regret per run."""
+    arms = round_means.shape[1]
+    counts, sums = np.zeros((runs, arms)), np.zeros((runs, arms))
+    rows = np.arange(runs)
+    discounted_rounds = [0.0]
+
+    def index(t):
+        discounted_rounds[0] = gamma * discounted_rounds[0] + 1.0   # sum_{s<=t} gamma^(t-s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = sums / counts + 2 * bound * np.sqrt(
+                xi * math.log(discounted_rounds[0]) / counts)
+        return _untried_first(value, counts)
+
+    def learn(t, arm, reward):
+        counts[:] *= gamma
+        sums[:] *= gamma
+        counts[rows, arm] += 1.0
+        sums[rows, arm] += reward
+
+    return _switching_policy(round_means, runs, seed, index, learn)
+
+
+def sliding_window_ucb(round_means: np.ndarray, runs: int, seed, window: int, xi: float = 0.6,
+                       bound: float = 1.0) -> np.ndarray:
+    """SW-UCB (Garivier and Moulines 2011, sec. 4) on ``round_means`` ([T, K]): the statistics of
+    the last ``window`` rounds recounted from the full history each round. Final dynamic regret
+    per run."""
+    horizon, arms = round_means.shape
+    played = np.zeros((runs, horizon), np.int64)
+    rewards = np.zeros((runs, horizon))
+    hot = np.eye(arms)
+
+    def index(t):
+        recent = slice(max(0, t - 1 - window), t - 1)             # rounds t - tau .. t - 1
+        counts = hot[played[:, recent]].sum(axis=1)                  # [R, K]
+        sums = (hot[played[:, recent]] * rewards[:, recent, None]).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = sums / counts + bound * np.sqrt(xi * math.log(min(t, window)) / counts)
+        return _untried_first(value, counts)
+
+    def learn(t, arm, reward):
+        played[:, t - 1] = arm
+        rewards[:, t - 1] = reward
+
+    return _switching_policy(round_means, runs, seed, index, learn)
 
 
 def uniform_expected_regret(means, horizon: int) -> float:

@@ -15,6 +15,7 @@ FIGURES = {
     "routing": "paper_figures.routing",            # 4. routing Pareto front
     "sweep": "paper_figures.sweep",                # 5. LinUCB alpha x lambda heatmap
     "throughput": "paper_figures.throughput",      # 6. agent-steps/s, JAX against NumPy
+    "nonstationary": "paper_figures.nonstationary",  # 7. dynamic regret, change points
 }
 
 

@@ -176,7 +176,7 @@ def test_references_take_one_instance_per_run():
 # ---------------------------------------------------------------------------------------------
 # Setup: the widened build equals the config layer's own.
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["ucb1", "ldb_df", "joulani"])
+@pytest.mark.parametrize("name", ["ucb1", "ldb_df", "joulani", "sliding_window_ucb"])
 def test_widened_inputs_equal_the_full_build(name):
     from experiments import config as config_lib
     config = bench._config(bench.FAMILIES[name], 7, 20)
