@@ -13,8 +13,8 @@ on the samples since the last restart, a per-arm change detector, and restarts w
   use for it in their experiments (the paper needs M and eps from prior knowledge).
 - ``m_ucb``: Cao, Wen, Kveton and Xie (2019), "Nearly optimal adaptive procedure with change
   detection for piecewise-stationary bandit", Algorithm 1 (M-UCB) with the change detection of
-  their Algorithm 2: the last w samples of the arm just played, in a ring buffer of static size w
-  per arm; an alarm when |sum of the newer w/2 - sum of the older w/2| > b restarts every arm
+  their Algorithm 2: the last w samples of the arm just played, in a ring buffer of static size
+  w + 1 per arm (written before it is read, so XLA updates it in place: O(1) a sample); an alarm when |sum of the newer w/2 - sum of the older w/2| > b restarts every arm
   (global restart). Uniform exploration by schedule: arm (t - tau) mod floor(K / gamma) when that
   is below K (tau: the last restart). UCB index mean + sqrt(2 ln(t - tau) / n_a). Defaults from
   their Theorem 1 / Remark 1 for changes of size at least delta: w = (4 / delta^2)
@@ -283,7 +283,8 @@ def m_ucb_gamma(values, context) -> float:
 
 @struct.dataclass
 class WindowDetector:
-    window: Array   # [K, w] ring buffer: sample j of the arm's segment in slot j mod w (lazy)
+    window: Array   # [K, w + 2]: sample j of the arm's segment in slot j mod (w + 1) (lazy); the
+    #                 last column always 0, the target of masked items' writes
     older: Array    # [K] sum of the older half of the last w samples
     newer: Array    # [K] sum of the newer half
 
@@ -316,21 +317,25 @@ class MUCB(ChangeDetection):
 
     def init_detector(self, hparams) -> WindowDetector:
         zero = jnp.zeros((self.num_arms,), jnp.float32)
-        return WindowDetector(window=jnp.zeros((self.num_arms, self.w), jnp.float32),
+        return WindowDetector(window=jnp.zeros((self.num_arms, self.w + 2), jnp.float32),
                               older=zero, newer=zero)
 
     def detect(self, detector: WindowDetector, stats, arm, reward, valid, hparams):
-        w, half = self.w, self.w // 2
+        # The ring holds w + 1 samples, so the one leaving (n - w) is still there after sample n
+        # is written: the buffer is only read after the write, which XLA then does in place (a
+        # read before it made XLA copy the whole buffer every round). A masked item writes 0 into
+        # the last column, which is always 0: the state does not change.
+        w, half, ring = self.w, self.w // 2, self.w + 1
         n = take_arm(stats.counts, arm).astype(jnp.int32)     # samples before this one
-        slot = n % w
+        slot = jnp.where(valid, n % ring, ring)
+        value = jnp.where(valid, reward, 0.0).reshape(1, 1)
+        window = jax.lax.dynamic_update_slice(detector.window, value, (arm, slot))
 
         def read(j):
-            return jax.lax.dynamic_slice(detector.window, (arm, j), (1, 1))[0, 0]
+            return jax.lax.dynamic_slice(window, (arm, j), (1, 1))[0, 0]
 
-        leaving = jnp.where(n >= w, read(slot), 0.0)                  # sample n - w
-        crossing = jnp.where(n >= half, read((n - half) % w), 0.0)    # sample n - w/2
-        value = jnp.where(valid, reward, read(slot)).reshape(1, 1)
-        window = jax.lax.dynamic_update_slice(detector.window, value, (arm, slot))
+        leaving = jnp.where(n >= w, read((n - w) % ring), 0.0)           # sample n - w
+        crossing = jnp.where(n >= half, read((n - half) % ring), 0.0)    # sample n - w/2
         hot = _one_hot(arm, self.num_arms, valid)
         newer = jnp.where(hot, detector.newer + reward - crossing, detector.newer)
         older = jnp.where(hot, detector.older + crossing - leaving, detector.older)
