@@ -375,7 +375,7 @@ def sensitivity_figure(frame: pd.DataFrame, column: str, at: int | None = None,
         readable_log_ticks(ax)
     if len(values) <= 12:
         ax.set_xticks(values, [format_value(v) for v in values])
-        if scale != "linear":
+        if scale is not None:
             ax.minorticks_off()
     labels = {m.name: m.label for m in declared_metrics(frame)}
     t = points["t"].max()

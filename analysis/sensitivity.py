@@ -66,14 +66,14 @@ def wants_logx(values) -> bool:
                 and positive.max() >= 10 * positive.min())
 
 
-def x_scale(values, logx: bool | None = None) -> str:
+def x_scale(values, logx: bool | None = None) -> str | None:
     """'log', 'symlog' (log with a 0 among the values: linear below the smallest positive
-    value) or 'linear'; ``logx`` None decides by ``wants_logx``."""
+    value) or None (a linear axis); ``logx`` None decides by ``wants_logx``."""
     values = np.asarray([v for v in values if np.isfinite(v)], np.float64)
     if logx is None:
         logx = wants_logx(values)
     if not logx:
-        return "linear"
+        return None
     return "symlog" if (values <= 0).any() else "log"
 
 

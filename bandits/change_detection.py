@@ -371,8 +371,9 @@ class SplitGrid:
 
 @register_learner("glr_klucb")
 class GLRklUCB(ChangeDetection):
-    """GLR-klUCB (Besson, Kaufmann, Maillard and Seznec 2022): kl-UCB restarted by a Bernoulli
-    GLR test, locally (default) or globally."""
+    """GLR-klUCB, kl-UCB restarted by a GLR test (Besson, Kaufmann, Maillard, Seznec 2022).
+
+    The Bernoulli GLR test restarts locally (default) or globally."""
 
     colour = "#CC3311"
     lazy_fields = ("prefix",)

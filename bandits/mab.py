@@ -78,8 +78,9 @@ class IndexPolicy(Learner):
 
 @register_learner("uniform")
 class Uniform(IndexPolicy):
-    """A uniformly random arm every round: the baseline that regret is normalised to
-    (``analysis/showdown.py``, Riquelme, Tucker and Snoek 2018)."""
+    """A uniformly random arm every round: the baseline regret is normalised to.
+
+    The normalisation of Riquelme, Tucker and Snoek (2018) (``analysis/showdown.py``)."""
     theory = Theory("linear")
     colour = "#000000"
     role = "baseline"

@@ -122,8 +122,9 @@ class _Discounted:
 
 @register_learner("discounted_ucb")
 class DiscountedUCB(_Discounted, IndexPolicy):
-    """D-UCB (Garivier and Moulines 2011, sec. 3): discounted means plus
-    2 B sqrt(xi ln n_t(gamma) / N_t(gamma, i)); see the module docstring."""
+    """Discounted UCB, D-UCB (Garivier and Moulines 2011, sec. 3).
+
+    Discounted means plus 2 B sqrt(xi ln n_t(gamma) / N_t(gamma, i)); see the module docstring."""
 
     theory = Theory("sqrt")       # O(sqrt(Upsilon_T T) ln T) dynamic regret, tuned gamma
     colour = "#AA3377"
@@ -146,8 +147,10 @@ class DiscountedUCB(_Discounted, IndexPolicy):
 
 @register_learner("sliding_window_ucb")
 class SlidingWindowUCB(IndexPolicy):
-    """SW-UCB (Garivier and Moulines 2011, sec. 4): means over the last tau rounds plus
-    B sqrt(xi ln min(t, tau) / N_t(tau, i)); the window in a ring buffer of static size."""
+    """Sliding-window UCB, SW-UCB (Garivier and Moulines 2011, sec. 4).
+
+    Means over the last tau rounds plus B sqrt(xi ln min(t, tau) / N_t(tau, i)); the window in a
+    ring buffer of static size."""
 
     theory = Theory("sqrt")       # O(sqrt(Upsilon_T T ln T)) dynamic regret, tuned tau
     colour = "#4477AA"
@@ -194,8 +197,10 @@ class SlidingWindowUCB(IndexPolicy):
 # ---------------------------------------------------------------------------------------------
 @register_learner("discounted_thompson")
 class DiscountedThompson(_Discounted, BetaThompson):
-    """dTS (Raj and Kalyani 2017, Algorithm 2): Beta-Bernoulli Thompson sampling on discounted
-    successes and failures; ``thompson``'s index on discounted statistics."""
+    """Discounted Thompson sampling, dTS (Raj and Kalyani 2017, Algorithm 2).
+
+    Beta-Bernoulli Thompson sampling on discounted successes and failures; ``thompson``'s index
+    on discounted statistics."""
 
     theory = Theory(None)         # the paper proves no regret bound
     colour = "#228833"
@@ -213,8 +218,9 @@ class DiscountedThompson(_Discounted, BetaThompson):
 # ---------------------------------------------------------------------------------------------
 @register_learner("exp3s")
 class EXP3S(EXP3):
-    """EXP3.S (Auer et al. 2002, fig. 8): EXP3 whose weights share e alpha / K of the total
-    weight with every arm each round, so it can track a switching best arm."""
+    """EXP3.S, EXP3 tracking a switching best arm (Auer et al. 2002, fig. 8).
+
+    EXP3 whose weights share e alpha / K of the total weight with every arm each round."""
 
     theory = Theory("sqrt")       # O(sqrt(S K T ln(K T))) against S-switch sequences
     colour = "#CCBB44"
@@ -240,8 +246,9 @@ class EXP3S(EXP3):
 
 @register_learner("rexp3")
 class Rexp3(EXP3):
-    """Rexp3 (Besbes, Gur and Zeevi 2014, Algorithm 1): EXP3 restarted (uniform weights) at
-    every round that is a multiple of ``batch`` (0-based)."""
+    """Rexp3, EXP3 restarted in batches (Besbes, Gur and Zeevi 2014, Algorithm 1).
+
+    The weights are reset to uniform at every round that is a multiple of ``batch`` (0-based)."""
 
     theory = Theory(None)         # O((K ln K)^(1/3) V_T^(1/3) T^(2/3)): no 'sqrt' or 'log' rate
     colour = "#33BBEE"

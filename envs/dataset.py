@@ -354,7 +354,9 @@ class DatasetState:
 
 @register_env("dataset")
 class Dataset(Environment):
-    """A full-information table: one row per round, regret against the row's best arm."""
+    """A full-information table, one row a round (Riquelme et al. 2018; Li et al. 2010).
+
+    Regret is against the drawn row's best arm."""
 
     settings = (
         Setting("path", None, "a Parquet, CSV or NPZ table (relative paths: from the config "

@@ -253,8 +253,10 @@ def _arm_index(history: Array) -> Array:
 
 @register_env("rotting")
 class Rotting(_HistoryBandit):
-    """Rested rotting arms: mu_a(n_a) = mu_a g(n_a), n_a the arm's own pulls (Levine et al.
-    2017; Seznec et al. 2019). ``regret``: against the greedy oracle (optimal here)."""
+    """Rested rotting arms, means decay with pulls (Levine et al. 2017; Seznec et al. 2019).
+
+    mu_a(n_a) = mu_a g(n_a), n_a the arm's own pulls. ``regret``: against the greedy oracle
+    (optimal here)."""
 
     settings = mean_settings(0.0, 1.0) + reward_settings() + (
         Setting("decay", "polynomial", "decay law g(n): 'polynomial' (1 + n)^(-rate) or "
@@ -287,8 +289,10 @@ class Rotting(_HistoryBandit):
 
 @register_env("recovering")
 class Recovering(_HistoryBandit):
-    """Recovering arms: mu_a(z_a) = mu_a f(z_a), z_a the rounds since the arm's last pull, capped
-    at max_delay (Pike-Burke and Grunewalder 2019). ``regret``: instantaneous dynamic regret."""
+    """Recovering arms, means grow with rest (Pike-Burke and Grunewalder 2019).
+
+    mu_a(z_a) = mu_a f(z_a), z_a the rounds since the arm's last pull, capped at max_delay.
+    ``regret``: instantaneous dynamic regret."""
 
     settings = mean_settings(0.0, 1.0) + reward_settings() + (
         Setting("recovery", "exponential", "recovery law f(z): 'exponential' 1 - exp(-rate z) "
@@ -323,8 +327,9 @@ class Recovering(_HistoryBandit):
 
 @register_env("last_switch")
 class LastSwitch(_HistoryBandit):
-    """Last-switch-dependent arms (Laforgue et al. 2022): satiation along a streak, seasonality
-    while idle. ``regret``: instantaneous dynamic regret."""
+    """Last-switch-dependent arms: satiation and seasonality (Laforgue et al. 2022).
+
+    Satiation along a streak, seasonality while idle. ``regret``: instantaneous dynamic regret."""
 
     settings = mean_settings(0.0, 1.0) + reward_settings() + (
         Setting("tau_max", 50, "the state tau is capped at +-tau_max (every arm starts at "
