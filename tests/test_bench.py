@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import bench, references
+from experiments import bench, gpu_bench, references
 from tests.reference import standard_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,34 +192,34 @@ def test_widened_inputs_equal_the_full_build(name):
 # --gpu: the plan, the time budget and the memory check (on the CPU, tiny sizes).
 # ---------------------------------------------------------------------------------------------
 def test_gpu_plan_puts_required_families_and_small_sizes_first():
-    plan = bench.gpu_plan(["ucb1", "linucb"], ["exp3", "ucb1"], (100, 10))
+    plan = gpu_bench.gpu_plan(["ucb1", "linucb"], ["exp3", "ucb1"], (100, 10))
     assert plan == [("ucb1", 10), ("linucb", 10), ("ucb1", 100), ("linucb", 100),
                     ("exp3", 10), ("exp3", 100)]
-    assert bench.gpu_plan(list(bench.GPU_LEARNERS), [], bench.GPU_RUNS)[:4] == [
+    assert gpu_bench.gpu_plan(list(gpu_bench.GPU_LEARNERS), [], gpu_bench.GPU_RUNS)[:4] == [
         (name, 10_000) for name in ("ucb1", "thompson", "linucb", "ldb_df")]
 
 
 def test_estimate_scales_the_previous_size_and_decide_names_the_reason():
     previous = {"runs": 100, "setup_seconds": 0.5, "compile_seconds": 4.0,
                 "jax": {"wall_seconds": [2.0, 1.0], "memory_bytes": 2.0 ** 30}}
-    seconds, memory = bench.estimate(1000, previous)
+    seconds, memory = gpu_bench.estimate(1000, previous)
     assert seconds == pytest.approx(0.5 * 10 + 1.5 * 4.0 + 2 * 1.0 * 10)
     assert memory == pytest.approx(10 * 2.0 ** 30)
-    assert bench.estimate(1000, None) == (bench.FIRST_COMPILE_GUESS_SECONDS, None)
+    assert gpu_bench.estimate(1000, None) == (gpu_bench.FIRST_COMPILE_GUESS_SECONDS, None)
     now = [50.0]
-    budget = bench.Budget(100.0, clock=lambda: now[0], start=0.0)
-    assert bench.decide(seconds, memory, budget, free_bytes=20 * 2.0 ** 30) is None
-    assert bench.decide(seconds, memory, budget, free_bytes=None) is None
-    assert bench.decide(seconds, None, budget, free_bytes=1.0) is None
-    assert bench.decide(seconds, memory, budget, 10 * 2.0 ** 30).startswith("memory: estimated")
+    budget = gpu_bench.Budget(100.0, clock=lambda: now[0], start=0.0)
+    assert gpu_bench.decide(seconds, memory, budget, free_bytes=20 * 2.0 ** 30) is None
+    assert gpu_bench.decide(seconds, memory, budget, free_bytes=None) is None
+    assert gpu_bench.decide(seconds, None, budget, free_bytes=1.0) is None
+    assert gpu_bench.decide(seconds, memory, budget, 10 * 2.0 ** 30).startswith("memory: estimated")
     now[0] = 80.0
-    reason = bench.decide(seconds, memory, budget, free_bytes=None)
+    reason = gpu_bench.decide(seconds, memory, budget, free_bytes=None)
     assert reason == "time budget: estimated 31 s, 20 s of 100 s left"
 
 
 def test_measure_stops_repeating_when_the_budget_is_spent():
     logs = []
-    spent = bench.Budget(1.0, clock=lambda: 5.0, start=0.0)
+    spent = gpu_bench.Budget(1.0, clock=lambda: 5.0, start=0.0)
     row = bench.measure(bench.FAMILIES["ucb1"], 16, 10, repeats=3, numpy=False,
                         log=logs.append, budget=spent)
     assert row["repeats"] == 1 and len(row["jax"]["wall_seconds"]) == 1
@@ -238,9 +238,9 @@ def test_gpu_mode_keeps_to_its_time_budget(tmp_path):
         if " runs x " in line:
             now[0] += 60.0
 
-    report = bench.run_gpu_bench(runs=(16, 32, 64), learners=["ucb1"], extra=[], repeats=2,
+    report = gpu_bench.run_gpu_bench(runs=(16, 32, 64), learners=["ucb1"], extra=[], repeats=2,
                                  horizon=10, out=tmp_path,
-                                 budget=bench.Budget(100.0, clock=lambda: now[0]),
+                                 budget=gpu_bench.Budget(100.0, clock=lambda: now[0]),
                                  free_memory=lambda: 2.0 ** 40, log=log)
     assert [(r["runs"], r["repeats"]) for r in report["results"]] == [(16, 2), (32, 2)]
     assert len(report["skipped"]) == 1
@@ -258,15 +258,15 @@ def test_gpu_mode_skips_what_does_not_fit_in_memory(tmp_path):
     # 1 byte free: the first size is compiled (its memory is unknown until then), found too
     # large before anything is allocated, and the larger sizes are not tried. A budget of 0 s
     # skips a family without compiling it.
-    report = bench.run_gpu_bench(runs=(16, 32), learners=["ucb1"], extra=[], repeats=1,
-                                 horizon=10, out=tmp_path, budget=bench.Budget(30.0),
+    report = gpu_bench.run_gpu_bench(runs=(16, 32), learners=["ucb1"], extra=[], repeats=1,
+                                 horizon=10, out=tmp_path, budget=gpu_bench.Budget(30.0),
                                  free_memory=lambda: 1.0, log=lambda _: None)
     assert report["results"] == []
     assert report["skipped"][0].startswith("UCB1, 16 runs: skipped (memory: ")
     assert "the compiled program needs" in report["skipped"][0]
     assert report["skipped"][1] == "UCB1, 32 runs: skipped (a smaller size did not fit)"
-    report = bench.run_gpu_bench(runs=(16,), learners=["exp3"], extra=[], horizon=10,
-                                 out=tmp_path, budget=bench.Budget(0.0), log=lambda _: None)
+    report = gpu_bench.run_gpu_bench(runs=(16,), learners=["exp3"], extra=[], horizon=10,
+                                 out=tmp_path, budget=gpu_bench.Budget(0.0), log=lambda _: None)
     assert report["results"] == [] and "time budget" in report["skipped"][0]
 
 
