@@ -160,6 +160,9 @@ FAMILIES = {f.name: f for f in [
            50,
            learner={"name": "glr_klucb", "alpha": 0.1}, kind="non-stationary"),
 ]}
+# The families of ``banditjax bench --gpu`` (experiments/gpu_bench.py).
+GPU_LEARNERS = ("ucb1", "thompson", "linucb", "ldb_df")      # always tried
+GPU_EXTRA = ("klucb", "epsilon_greedy", "exp3", "rucb", "joulani")   # while time remains
 DEFAULT_RUNS = (1000, 10000)
 FULL_RUNS = (1000, 10000, 100000)
 QUICK_RUNS = (200,)
@@ -606,7 +609,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register_command(subparsers) -> None:
-    from experiments.gpu_bench import GPU_BUDGET_SECONDS, GPU_EXTRA, GPU_LEARNERS
+    from experiments.gpu_bench import GPU_BUDGET_SECONDS
     bench = subparsers.add_parser(
         "bench", help="agent-steps/s, compile time and memory per learner family, against "
                       "NumPy (and SMPyBandits when installed); --gpu: the accelerator",

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from experiments.bench import (FAMILIES, OverMemory, environment_facts, finish_environment, fmt,
-                               measure, registered_families, report_header, write_report)
+from experiments.bench import (FAMILIES, GPU_EXTRA, GPU_LEARNERS, OverMemory, environment_facts,
+                               finish_environment, fmt, measure, registered_families,
+                               report_header, write_report)
 
-GPU_LEARNERS = ("ucb1", "thompson", "linucb", "ldb_df")      # always tried
-GPU_EXTRA = ("klucb", "epsilon_greedy", "exp3", "rucb", "joulani")   # while time remains
 GPU_RUNS = (10_000, 100_000, 1_000_000)
 GPU_QUICK_RUNS = (64, 128, 256)
 GPU_BUDGET_SECONDS = 200.0

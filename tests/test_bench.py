@@ -195,7 +195,7 @@ def test_gpu_plan_puts_required_families_and_small_sizes_first():
     plan = gpu_bench.gpu_plan(["ucb1", "linucb"], ["exp3", "ucb1"], (100, 10))
     assert plan == [("ucb1", 10), ("linucb", 10), ("ucb1", 100), ("linucb", 100),
                     ("exp3", 10), ("exp3", 100)]
-    assert gpu_bench.gpu_plan(list(gpu_bench.GPU_LEARNERS), [], gpu_bench.GPU_RUNS)[:4] == [
+    assert gpu_bench.gpu_plan(list(bench.GPU_LEARNERS), [], gpu_bench.GPU_RUNS)[:4] == [
         (name, 10_000) for name in ("ucb1", "thompson", "linucb", "ldb_df")]
 
 
