@@ -75,6 +75,18 @@ COLUMN_WIDTH = 3.4   # inches, one column of a two-column paper
 PAGE_WIDTH = 7.0
 
 
+
+class FaintArms:
+    """The single-arm settings other than the best one, drawn faint and grey under one legend
+    entry ("other single arms (n)"), so a sweep over fixed arms does not fill the legend."""
+
+    def __init__(self, count: int):
+        self.label = f"other single arms ({count})"
+
+    def draw(self, ax, x, y) -> None:
+        ax.plot(x, y, color="0.75", linewidth=0.6, zorder=1, label=self.label)
+        self.label = "_nolegend_"
+
 def apply_style() -> None:
     plt.rcParams.update(PAPER_STYLE)
 
@@ -153,12 +165,10 @@ def plot_curves(ax, frame: pd.DataFrame, metric: str = "regret", logx: bool = Fa
     summarised = final[final["setting"].isin(summarise)]
     best = (summarised.loc[summarised["mean"].idxmin(), "setting"] if len(summarised)
             else None)
-    faint_label = f"other single arms ({len(summarised) - 1})"
+    faint = FaintArms(len(summarised) - 1)
     for setting, part in band.groupby("setting", sort=False):
         if setting in summarise and setting != best:
-            ax.plot(part["t"], part["mean"], color="0.75", linewidth=0.6, zorder=1,
-                    label=faint_label)
-            faint_label = "_nolegend_"
+            faint.draw(ax, part["t"], part["mean"])
             continue
         if setting == best:
             colour, style, label = "0.3", "-", f"best single arm: {setting.split(' | ')[0]}"
@@ -348,12 +358,10 @@ def sensitivity_figure(frame: pd.DataFrame, column: str, at: int | None = None,
     arms = swept[reference_rows(swept).to_numpy()]
     faint = set(arms["line"]) if arms["line"].nunique() > 1 else set()
     best = arms.groupby("line")["mean"].mean().idxmin() if faint else None
-    faint_label = f"other single arms ({len(faint) - 1})"
+    faint_arms = FaintArms(len(faint) - 1)
     for line, part in swept.groupby("line", sort=False):
         if line in faint and line != best:
-            ax.plot(part["value"], part["mean"], color="0.75", linewidth=0.6, zorder=1,
-                    label=faint_label)
-            faint_label = "_nolegend_"
+            faint_arms.draw(ax, part["value"], part["mean"])
             continue
         colour, label = ("0.3", f"best single arm: {line}") if line == best else \
             (shade[line], line)
