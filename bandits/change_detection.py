@@ -52,6 +52,7 @@ in [0, 1]: the thresholds are calibrated for bounded rewards.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from typing import Any, ClassVar
@@ -171,14 +172,17 @@ class ChangeDetection(Learner):
         return rounds_played(obs) - state.restarted.astype(jnp.float32)
 
     # -- what a subclass gives -----------------------------------------------------------
+    @abc.abstractmethod
     def init_detector(self, hparams):
-        raise NotImplementedError
+        """The detector's state before round 0."""
 
+    @abc.abstractmethod
     def detect(self, detector, stats: ArmStats, arm, reward, valid, hparams):
-        raise NotImplementedError
+        """(detector after one item, whether it fires) for ``arm``'s new ``reward``."""
 
+    @abc.abstractmethod
     def choose(self, key, state: DetectionState, obs, hparams) -> Array:
-        raise NotImplementedError
+        """The arm played this round."""
 
 
 def _one_hot(arm, num_arms: int, valid) -> Array:

@@ -37,6 +37,7 @@ Columns (docs/design.md, "Results"):
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any, ClassVar, Mapping
 
@@ -93,9 +94,9 @@ class _ChangingMAB(Environment):
     def observe(self, key: Array, state: Any, params: Any) -> Observation:
         return Observation(features=jnp.zeros((self.K, 0), jnp.float32), t=state.t)
 
+    @abc.abstractmethod
     def round_means(self, state: Any, params: Any) -> Array:
         """[K] the arm means in round ``state.t``."""
-        raise NotImplementedError
 
     def next_state(self, key: Array, state: Any, params: Any) -> Any:
         """The state of the next round (the round counter and any drift)."""
