@@ -10,7 +10,8 @@ The helpers:
 - ``cheap_jit``: ``jax.jit`` compiled without XLA's expensive backend optimisations, for functions
   the tests compile themselves (compile time dominates the suite);
 - ``run_alone``: one run of the runner's own per-run functions as a plain ``lax.scan`` over every
-  round, no ``vmap``, no chunks: what a batched, chunked ``simulate`` must reproduce exactly.
+  round, no ``vmap``, no chunks: what a batched, chunked ``simulate`` must reproduce exactly;
+- ``environment_trace``: an environment alone under given actions, with the runner's keys.
 """
 from __future__ import annotations
 
@@ -70,3 +71,32 @@ def run_alone(env, learner, horizon: int):
         return sim.run_alone(run_key, instance_key, env_settings, hparams)[:, 0]
 
     return cheap_jit(one_run)
+
+
+def environment_trace(env):
+    """f(run key, instance key, settings, actions [T]) -> per round (state before the step,
+    observation, feedback, step info) of one run of ``env`` playing ``actions``, with the
+    runner's key scheme (envs/randomness.py); vmap it for a batch of runs."""
+    import jax
+    import jax.numpy as jnp
+
+    from envs import randomness
+
+    def one(run_key, instance_key, settings, actions):
+        params = env.sample_params(instance_key, settings)
+        reset_key, _, round_key = jax.random.split(run_key, 3)
+        state = env.reset(reset_key, params)
+
+        def body(state, inputs):
+            t, action = inputs
+            obs = env.observe(randomness.consumer_key(round_key, t, randomness.OBSERVE), state,
+                              params).replace(t=t)
+            new, feedback, info = env.step(
+                randomness.consumer_key(round_key, t, randomness.STEP), state, action, params)
+            return new, (state, obs, feedback, info)
+
+        actions = jnp.asarray(actions, jnp.int32)
+        rounds = jnp.arange(actions.shape[0], dtype=jnp.int32)
+        return jax.lax.scan(body, state, (rounds, actions))[1]
+
+    return one

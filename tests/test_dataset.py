@@ -25,7 +25,7 @@ from experiments import config as config_lib
 from experiments import runner
 from experiments.experiment import simulate_experiment
 from experiments.export import export_frame, write_table
-from tests.reference import cheap_jit
+from tests.reference import cheap_jit, environment_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ROOT / "tests" / "data" / "classes.csv"
@@ -41,26 +41,10 @@ def group_of(env: dict, learner: str = "uniform", seeds: int = 2, horizon: int =
 def rollout(group, actions: np.ndarray):
     """Per round (state before the step, observation, feedback, step info) of every run of a
     group, with the given actions ([T] arms, the same for every run) and the runner's keys."""
-    env = group.env
-
-    def one(run_key, instance_key, settings):
-        params = env.sample_params(instance_key, settings)
-        reset_key, _, round_key = jax.random.split(run_key, 3)
-        state = env.reset(reset_key, params)
-
-        def body(state, inputs):
-            t, action = inputs
-            obs = env.observe(randomness.consumer_key(round_key, t, randomness.OBSERVE), state,
-                              params)
-            new, feedback, info = env.step(
-                randomness.consumer_key(round_key, t, randomness.STEP), state, action, params)
-            return new, (state, obs, feedback, info)
-
-        rounds = jnp.arange(len(actions), dtype=jnp.int32)
-        return jax.lax.scan(body, state, (rounds, jnp.asarray(actions, jnp.int32)))[1]
-
-    return jax.device_get(cheap_jit(jax.vmap(one))(
-        jnp.asarray(group.run_keys), jnp.asarray(group.instance_keys), group.env_settings))
+    trace = jax.vmap(environment_trace(group.env), in_axes=(0, 0, 0, None))
+    return jax.device_get(cheap_jit(trace)(
+        jnp.asarray(group.run_keys), jnp.asarray(group.instance_keys), group.env_settings,
+        jnp.asarray(actions, jnp.int32)))
 
 
 # ---------------------------------------------------------------------------------------------

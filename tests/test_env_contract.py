@@ -38,10 +38,9 @@ import pytest
 import bandits  # noqa: F401  (registers every learner)
 import envs  # noqa: F401  (registers every environment)
 from bandits.core import LEARNERS
-from envs import randomness
 from envs.core import ENVS, ConfigError
 from experiments import config as config_lib
-from tests.reference import cheap_jit
+from tests.reference import cheap_jit, environment_trace
 
 RUNS = 3
 ROUNDS = 24
@@ -108,22 +107,11 @@ def planned_actions(spec) -> np.ndarray:
 
 def rollout(env):
     """f(run key, instance key, settings, actions) -> per round (obs, feedback, info) of one run,
-    with the runner's key scheme (envs/randomness.py)."""
+    with the runner's key scheme (``tests.reference.environment_trace``)."""
+    trace = environment_trace(env)
+
     def one(run_key, instance_key, settings, actions):
-        params = env.sample_params(instance_key, settings)
-        reset_key, _, round_key = jax.random.split(run_key, 3)
-        state = env.reset(reset_key, params)
-
-        def body(state, inputs):
-            t, action = inputs
-            obs = env.observe(randomness.consumer_key(round_key, t, randomness.OBSERVE), state,
-                              params).replace(t=t)
-            state, feedback, info = env.step(
-                randomness.consumer_key(round_key, t, randomness.STEP), state, action, params)
-            return state, (obs, feedback, info)
-
-        rounds = jnp.arange(ROUNDS, dtype=jnp.int32)
-        return jax.lax.scan(body, state, (rounds, actions))[1]
+        return trace(run_key, instance_key, settings, actions)[1:]
 
     return one
 
