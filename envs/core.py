@@ -140,25 +140,50 @@ def immediate_feedback(action: Array, features: Array, reward: Array, t: Array,
 UNROLL_ARMS = 32
 
 
-def arm_columns(values: Array) -> list[Array]:
-    """The K entries of ``values`` ([K, ...]) as a list (one [runs] vector each under vmap)."""
+def split_arms(values: Array) -> tuple[Array, ...] | Array:
+    """A per-arm vector ([K]) stored arm by arm: K scalars up to ``UNROLL_ARMS`` arms (under
+    ``vmap`` K contiguous [runs] vectors instead of one [runs, K] array whose columns XLA:CPU
+    reads with strided loads; docs/design.md, "The round"), the array itself above (and for
+    one arm's scalar). ``arm_columns``, ``arm_max`` and ``take_arm`` accept both forms;
+    ``join_arms`` gives the [K] vector back."""
+    values = jnp.asarray(values)
+    if values.ndim == 0 or values.shape[0] > UNROLL_ARMS:
+        return values
+    return tuple(values[k] for k in range(values.shape[0]))
+
+
+def join_arms(stored: tuple[Array, ...] | Array) -> Array:
+    """The per-arm vector that ``split_arms`` stored: [K] for one run ([..., K] for a batch)."""
+    return jnp.stack(stored, axis=-1) if isinstance(stored, tuple) else stored
+
+
+def arm_columns(values: Array | tuple[Array, ...]) -> list[Array]:
+    """The K entries of ``values`` ([K, ...], or stored by ``split_arms``) as a list (one
+    [runs] vector each under vmap)."""
+    if isinstance(values, tuple):
+        return list(values)
     return [values[k] for k in range(values.shape[0])]
 
 
-def arm_max(values: Array) -> Array:
+def _unrolled(values: Array | tuple[Array, ...]) -> bool:
+    return isinstance(values, tuple) or values.shape[0] <= UNROLL_ARMS
+
+
+def arm_max(values: Array | tuple[Array, ...]) -> Array:
     """max_k values[k] over the leading (arm) axis."""
-    if values.shape[0] > UNROLL_ARMS:
+    if not _unrolled(values):
         return jnp.max(values, axis=0)
     return functools.reduce(jnp.maximum, arm_columns(values))
 
 
-def take_arm(values: Array, arm: Array) -> Array:
+def take_arm(values: Array | tuple[Array, ...], arm: Array) -> Array:
     """values[arm] for a traced scalar ``arm`` (a chain of selects: no gather, exact)."""
-    if values.shape[0] > UNROLL_ARMS:
+    if not _unrolled(values):
         return jnp.take(values, arm, axis=0)
-    chosen = values[0]
-    for k in range(1, values.shape[0]):
-        chosen = jnp.where(arm == k, values[k], chosen)
+    columns = arm_columns(values)
+    chosen = columns[0]
+    for k in range(1, len(columns)):
+        chosen = jnp.where(arm == k, columns[k], chosen)
     return chosen
 
 

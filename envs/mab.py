@@ -29,12 +29,25 @@ from flax import struct
 
 from envs import randomness
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Observation, Setting,
-                       StepInfo, arm_max, immediate_feedback, register_env, take_arm)
+                       StepInfo, arm_max, immediate_feedback, join_arms, register_env,
+                       split_arms, take_arm)
 
 
 @struct.dataclass
 class MABParams:
-    means: Array  # [K]
+    """The arm means, stored arm by arm (``envs.core.split_arms``): the step reads the played
+    arm's mean from K contiguous [runs] vectors."""
+
+    stored_means: tuple[Array, ...] | Array
+
+    @classmethod
+    def of(cls, means: Array, **more: Array) -> "MABParams":
+        return cls(stored_means=split_arms(jnp.asarray(means, jnp.float32)), **more)
+
+    @property
+    def means(self) -> Array:
+        """[K] (or [..., K] for a batch of instances)."""
+        return join_arms(self.stored_means)
 
 
 @struct.dataclass
@@ -167,8 +180,8 @@ class _StochasticMAB(Environment):
 
     def sample_params(self, key: Array, settings: Mapping[str, Array]) -> MABParams:
         if self.generator == "fixed":
-            return MABParams(means=jnp.asarray(settings["means"], jnp.float32))
-        return MABParams(means=draw_means(key, self.generator, self.K, settings))
+            return MABParams.of(settings["means"])
+        return MABParams.of(draw_means(key, self.generator, self.K, settings))
 
     def reset(self, key: Array, params: MABParams) -> MABState:
         return MABState(t=jnp.zeros((), jnp.int32))
@@ -177,10 +190,10 @@ class _StochasticMAB(Environment):
         return Observation(features=jnp.zeros((self.K, 0), jnp.float32), t=state.t)
 
     def step(self, key: Array, state: MABState, action: Array, params: MABParams):
-        mean = take_arm(params.means, action)
+        mean = take_arm(params.stored_means, action)
         reward = self.draw_reward(key, mean, params)
         feedback = immediate_feedback(action, jnp.zeros((self.K, 0)), reward, state.t)
-        info = StepInfo(regret=arm_max(params.means) - mean)
+        info = StepInfo(regret=arm_max(params.stored_means) - mean)
         return MABState(t=state.t + 1), feedback, info
 
     @abc.abstractmethod
@@ -220,7 +233,7 @@ class GaussianBandit(_StochasticMAB):
         return EnvSpec(num_arms=self.K, reward_range=None, bernoulli_rewards=False)
 
     def sample_params(self, key, settings):
-        return GaussianParams(means=super().sample_params(key, settings).means,
+        return GaussianParams(stored_means=super().sample_params(key, settings).stored_means,
                               sigma=jnp.asarray(settings["sigma"], jnp.float32))
 
     def draw_reward(self, key, mean, params):
