@@ -148,10 +148,7 @@ class ChangeDetection(Learner):
         restart) start again from round t + 1; ``detections`` grows by one."""
         arms = jnp.arange(self.num_arms)
         reset = alarm & ((arms == arm) | self.global_restart)
-        zero = jnp.zeros_like(state.stats.counts)
-        stats = ArmStats(counts=jnp.where(reset, zero, state.stats.counts),
-                         sums=jnp.where(reset, zero, state.stats.sums))
-        return DetectionState(stats=stats,
+        return DetectionState(stats=state.stats.reset_where(reset),
                               restarted=jnp.where(reset, t + 1, state.restarted),
                               detections=state.detections + alarm.astype(jnp.float32),
                               detector=self.reset_detector(state.detector, reset))

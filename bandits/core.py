@@ -26,7 +26,8 @@ from flax import struct
 
 from envs import randomness
 from envs.core import (UNROLL_ARMS, Array, ConfigError, Configurable, EnvSpec, Feedback, Metric,
-                       Observation, Registry, Setting, arm_columns, arm_max)
+                       Observation, Registry, Setting, arm_columns, arm_max, join_arms,
+                       split_arms)
 
 LEARNERS = Registry("learner")
 register_learner = LEARNERS.register
@@ -194,15 +195,22 @@ def random_argmax(key: Array, values: Array) -> Array:
     and one word instead of K draws. Up to ``envs.core.UNROLL_ARMS`` arms the reductions are
     unrolled into elementwise operations over runs (docs/design.md, "The round").
     """
-    u = randomness.uniform(key)
     if values.shape[0] > UNROLL_ARMS:
+        u = randomness.uniform(key)
         is_max = values >= jnp.max(values)
         ties = jnp.cumsum(is_max.astype(jnp.int32))
         count = ties[-1]
         choice = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
         return jnp.argmax(is_max & (ties == choice + 1)).astype(jnp.int32)
-    best = arm_max(values)
-    is_max = [column >= best for column in arm_columns(values)]
+    return random_argmax_of_arms(key, arm_columns(values))
+
+
+def random_argmax_of_arms(key: Array, values: Sequence[Array]) -> Array:
+    """``random_argmax`` of the K values given one per arm (scalars): the same draw, the same
+    arm. For indices computed arm by arm (``ArmStats.arm``)."""
+    u = randomness.uniform(key)
+    best = functools.reduce(jnp.maximum, values)
+    is_max = [value >= best for value in values]
     count = functools.reduce(jnp.add, [m.astype(jnp.int32) for m in is_max])
     choice = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
     seen = jnp.zeros((), jnp.int32)
@@ -211,6 +219,17 @@ def random_argmax(key: Array, values: Array) -> Array:
         chosen = jnp.where(m & (seen == choice), jnp.int32(k), chosen)
         seen = seen + m.astype(jnp.int32)
     return chosen
+
+
+def argmax_of_index(key: Array, stats: "ArmStats", index) -> Array:
+    """``random_argmax(key, index(stats))`` for an ``index`` made of elementwise operations on
+    the statistics: computed arm by arm (``index(stats.arm(k))``, scalars) when the statistics
+    are stored by arm, which keeps every operation on contiguous [runs] vectors under ``vmap``;
+    the same numbers either way."""
+    if stats.by_arm:
+        return random_argmax_of_arms(
+            key, [index(stats.arm(k)) for k in range(len(stats.stored_counts))])
+    return random_argmax(key, index(stats))
 
 
 def sample_from_probabilities(key: Array, probabilities: Array) -> Array:
@@ -264,60 +283,133 @@ class EpsilonExploration:
 # ---------------------------------------------------------------------------------------------
 # Per-arm statistics with one-hot, mask-aware batch updates.
 # ---------------------------------------------------------------------------------------------
+def _per_arm(function, *stored):
+    """``function`` applied arm by arm to statistics stored by ``split_arms`` (with the arm's
+    index as first argument), or once to the whole arrays (index None)."""
+    if isinstance(stored[0], tuple):
+        return tuple(function(k, *values) for k, values in enumerate(zip(*stored)))
+    return function(None, *stored)
+
+
 @struct.dataclass
 class ArmStats:
-    """Counts, reward sums and (optionally) sums of squared rewards per arm ([K] each).
+    """Counts, reward sums and (optionally) sums of squared rewards per arm.
 
+    Stored arm by arm: up to ``envs.core.UNROLL_ARMS`` arms each statistic is a tuple of K
+    scalars (``split_arms``), so that under ``vmap`` every arm's statistic is one contiguous
+    [runs] vector. XLA:CPU then updates and reads each arm with contiguous vector loads instead
+    of strided ones from a [runs, K] array (docs/design.md, "The round"). Read them as [K]
+    arrays (``counts``, ``sums``, ``squares``, ``means``) or arm by arm (``arm(k)``, whose
+    fields are scalars: an index written with elementwise operations works on both).
     ``squares`` is None unless asked for (``zeros(K, squares=True)``, UCB-V's variances): every
-    per-arm array is read and written each round, so state size is speed.
+    statistic is read and written each round, so state size is speed.
     """
 
-    counts: Array
-    sums: Array
-    squares: Array | None = None
+    stored_counts: tuple[Array, ...] | Array
+    stored_sums: tuple[Array, ...] | Array
+    stored_squares: tuple[Array, ...] | Array | None = None
 
     @classmethod
-    def zeros(cls, num_arms: int, squares: bool = False) -> "ArmStats":
+    def of(cls, counts: Array, sums: Array, squares: Array | None = None,
+           by_arm: bool = True) -> "ArmStats":
+        """Statistics from [K] arrays (or one arm's scalars), stored by arm unless ``by_arm``
+        is False."""
+        store = split_arms if by_arm else jnp.asarray
+        return cls(stored_counts=store(counts), stored_sums=store(sums),
+                   stored_squares=None if squares is None else store(squares))
+
+    @classmethod
+    def zeros(cls, num_arms: int, squares: bool = False, by_arm: bool = True) -> "ArmStats":
+        """No observation yet. ``by_arm`` False keeps [K] arrays: for a learner that reads the
+        statistics of all arms at once (Thompson sampling's posterior draws), which would
+        otherwise put them together again every round."""
         z = jnp.zeros((num_arms,), jnp.float32)
-        return cls(counts=z, sums=z, squares=z if squares else None)
+        return cls.of(z, z, z if squares else None, by_arm=by_arm)
+
+    @property
+    def counts(self) -> Array:
+        return join_arms(self.stored_counts)
+
+    @property
+    def sums(self) -> Array:
+        return join_arms(self.stored_sums)
+
+    @property
+    def squares(self) -> Array | None:
+        return None if self.stored_squares is None else join_arms(self.stored_squares)
+
+    @property
+    def by_arm(self) -> bool:
+        """Whether the statistics are stored arm by arm (K <= ``UNROLL_ARMS``)."""
+        return isinstance(self.stored_counts, tuple)
+
+    def arm(self, k: int) -> "ArmStats":
+        """Arm k's statistics (scalar fields)."""
+        def pick(stored):
+            return stored[k] if isinstance(stored, tuple) else stored[k]
+        return ArmStats(stored_counts=pick(self.stored_counts), stored_sums=pick(self.stored_sums),
+                        stored_squares=None if self.stored_squares is None
+                        else pick(self.stored_squares))
+
+    def _map(self, function) -> "ArmStats":
+        """``function(k, value)`` on every stored statistic, arm by arm (k None: whole arrays)."""
+        def each(stored):
+            return None if stored is None else _per_arm(function, stored)
+        return ArmStats(stored_counts=each(self.stored_counts), stored_sums=each(self.stored_sums),
+                        stored_squares=each(self.stored_squares))
 
     def add(self, feedback: Feedback, weights: Array | None = None) -> "ArmStats":
         """Adds every valid item of a feedback batch (single-arm actions), item b with weight
         ``weights[b]`` when given (discounted statistics), else 1.
 
-        Elementwise per item (a compare and selects over [K]): no one-hot matrix product, so
-        under vmap it stays one fused pass over the [runs, K] statistics.
+        Arm by arm and item by item (a compare and a select per arm): no one-hot matrix product.
         """
-        counts, sums, squares = self.counts, self.sums, self.squares
-        arms = jnp.arange(counts.shape[0])
+        actions = feedback.action.reshape(-1)
         if feedback.size > 8:               # large delayed batches: one product, not B passes
             weight = feedback.mask.astype(jnp.float32)
             if weights is not None:
                 weight = weight * weights
-            hot = (arms[None, :] == feedback.action.reshape(-1, 1)) * weight[:, None]
+            hot = (jnp.arange(self.counts.shape[0])[None, :] == actions[:, None]) * weight[:, None]
             reward = jnp.where(feedback.mask, feedback.reward, 0.0)
-            return ArmStats(counts=counts + hot.sum(0), sums=sums + reward @ hot,
-                            squares=None if squares is None else
-                            squares + (reward * reward) @ hot)
+            return ArmStats.of(self.counts + hot.sum(0), self.sums + reward @ hot,
+                               None if self.stored_squares is None
+                               else self.squares + (reward * reward) @ hot, by_arm=self.by_arm)
+        stats = self
         for b in range(feedback.size):
-            hot = (arms == feedback.action.reshape(-1)[b]) & feedback.mask[b]
-            reward = feedback.reward[b]
-            if weights is None:
-                counts = counts + hot.astype(counts.dtype)
-                sums = sums + jnp.where(hot, reward, 0.0)
-            else:
-                counts = counts + jnp.where(hot, weights[b], 0.0)
-                sums = sums + jnp.where(hot, weights[b] * reward, 0.0)
-            if squares is not None:
-                squares = squares + jnp.where(hot, reward * reward, 0.0) * (
-                    1.0 if weights is None else weights[b])
-        return ArmStats(counts=counts, sums=sums, squares=squares)
+            weight = None if weights is None else weights[b]
+            stats = stats.add_one(actions[b], feedback.reward[b], feedback.mask[b], weight)
+        return stats
+
+    def add_one(self, arm: Array, reward: Array, valid: Array,
+                weight: Array | float | None = None) -> "ArmStats":
+        """One item (``arm``, ``reward``) added where ``valid``, with ``weight`` (default 1; -1
+        removes it)."""
+        def plays(k):
+            if k is None:
+                return (jnp.arange(self.counts.shape[0]) == arm) & valid
+            return (arm == k) & valid
+
+        def added(k, value, amount):
+            hot = plays(k)
+            if weight is None and amount is None:
+                return value + hot.astype(value.dtype)
+            amount = (1.0 if amount is None else amount) * (1.0 if weight is None else weight)
+            return value + jnp.where(hot, amount, 0.0)
+
+        return ArmStats(
+            stored_counts=_per_arm(lambda k, n: added(k, n, None), self.stored_counts),
+            stored_sums=_per_arm(lambda k, x: added(k, x, reward), self.stored_sums),
+            stored_squares=None if self.stored_squares is None else _per_arm(
+                lambda k, x: added(k, x, reward * reward), self.stored_squares))
 
     def scale(self, factor: Array) -> "ArmStats":
         """Every statistic times ``factor``: the discount of discounted statistics (Garivier and
         Moulines 2011, sec. 3: N_t = gamma N_{t-1} + 1{I_t = i}, likewise for the sums)."""
-        return ArmStats(counts=self.counts * factor, sums=self.sums * factor,
-                        squares=None if self.squares is None else self.squares * factor)
+        return self._map(lambda k, value: value * factor)
+
+    def reset_where(self, reset: Array) -> "ArmStats":
+        """The statistics with every arm where ``reset`` ([K] bool) holds set to zero."""
+        return self._map(lambda k, value: jnp.where(reset if k is None else reset[k], 0.0, value))
 
     @property
     def means(self) -> Array:
@@ -350,8 +442,8 @@ class DiscountedStats:
     as_of: Array     # int32 round the stats are discounted to (-1 before any feedback)
 
     @classmethod
-    def zeros(cls, num_arms: int) -> "DiscountedStats":
-        return cls(stats=ArmStats.zeros(num_arms), as_of=jnp.int32(-1))
+    def zeros(cls, num_arms: int, by_arm: bool = True) -> "DiscountedStats":
+        return cls(stats=ArmStats.zeros(num_arms, by_arm=by_arm), as_of=jnp.int32(-1))
 
     def add(self, feedback: Feedback, t: Array, gamma: Array) -> "DiscountedStats":
         """The statistics after round ``t``'s update with the valid items of ``feedback``."""
@@ -407,25 +499,18 @@ class WindowStats:
         leaving = t - window
         slot = jnp.mod(leaving, capacity)
         gone = (self.rounds[slot] == leaving) & (leaving >= 0)
-        stats = _add_one(self.stats, self.arms[slot], self.rewards[slot], gone, -1.0)
+        stats = self.stats.add_one(self.arms[slot], self.rewards[slot], gone, -1.0)
         arms, rewards, rounds = self.arms, self.rewards, self.rounds
         for b in range(feedback.size):
             round_b = feedback.round[b]
             enter = feedback.mask[b] & (round_b > leaving)
             arm = feedback.action.reshape(-1)[b]
-            stats = _add_one(stats, arm, feedback.reward[b], enter, 1.0)
+            stats = stats.add_one(arm, feedback.reward[b], enter)
             at = jnp.where(enter, jnp.mod(round_b, capacity), capacity)   # capacity: no write
             arms = arms.at[at].set(arm, mode="drop")
             rewards = rewards.at[at].set(feedback.reward[b], mode="drop")
             rounds = rounds.at[at].set(round_b, mode="drop")
         return WindowStats(stats=stats, arms=arms, rewards=rewards, rounds=rounds)
-
-
-def _add_one(stats: ArmStats, arm: Array, reward: Array, valid: Array, sign: float) -> ArmStats:
-    """``stats`` with one item added (sign 1) or removed (sign -1) where ``valid``."""
-    hot = (jnp.arange(stats.counts.shape[0]) == arm) & valid
-    return ArmStats(counts=stats.counts + jnp.where(hot, sign, 0.0),
-                    sums=stats.sums + jnp.where(hot, sign * reward, 0.0), squares=stats.squares)
 
 
 def untried_first(index: Array, counts: Array) -> Array:

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from bandits.core import (ArmStats, EpsilonExploration, Learner, random_argmax,
+from bandits.core import (ArmStats, EpsilonExploration, Learner, argmax_of_index, random_argmax,
                           register_learner, rounds_played, sample_from_probabilities,
                           untried_first)
 from bandits.theory import Theory, exp3_upper, ucb1_upper
@@ -52,6 +52,12 @@ class IndexPolicy(Learner):
     Subclasses define ``index(key, stats, obs, hparams) -> [K]``; ties are broken at random.
     ``index_uses_key``: the index is random (Thompson sampling); deterministic indices take no
     key, which saves two threefry hashes per round (the dominant cost of small learners).
+    ``index_per_arm``: the index of each arm is computed from that arm's statistics alone, with
+    elementwise operations (UCB1, MOSS, KL-UCB): the base then computes it arm by arm on the
+    statistics stored by arm (``bandits.core.argmax_of_index``), the same numbers on contiguous
+    vectors. An index that mixes arms (a sum over arms, a [K]-shaped constant) leaves it False.
+    ``stats_by_arm``: False keeps the statistics as [K] arrays (``ArmStats.zeros``), for an
+    index that reads all arms at once (Thompson sampling's posterior draws).
     A random index draws from ``randomness.subkey(key, 0)`` through ``envs.distributions``, whose
     samplers read the subkey's own words first (``randomness.words``): it must not be ``key``,
     whose first word breaks the tie. (A ``jax.random.split`` here cost 2.3 ms a round at 10,000
@@ -59,13 +65,18 @@ class IndexPolicy(Learner):
     """
 
     index_uses_key = False
+    index_per_arm = False
+    stats_by_arm = True
 
     def init(self, key, hparams) -> ArmStats:
-        return ArmStats.zeros(self.num_arms)
+        return ArmStats.zeros(self.num_arms, by_arm=self.stats_by_arm)
 
     def act(self, key, state: ArmStats, obs, hparams):
         # The tie is broken with the key's own words; a random index draws from a subkey.
         index_key = randomness.subkey(key, 0) if self.index_uses_key else None
+        if self.index_per_arm:
+            return argmax_of_index(key, state,
+                                   lambda stats: self.index(index_key, stats, obs, hparams))
         return random_argmax(key, self.index(index_key, state, obs, hparams))
 
     def update(self, state: ArmStats, obs, action, feedback: Feedback, hparams) -> ArmStats:
@@ -97,7 +108,7 @@ class EpsilonGreedy(EpsilonExploration, IndexPolicy):
     settings = EpsilonExploration.exploration_settings
 
     def greedy_action(self, key, state, obs, hparams):
-        return random_argmax(key, untried_first(state.means, state.counts))
+        return argmax_of_index(key, state, lambda stats: untried_first(stats.means, stats.counts))
 
 
 @struct.dataclass
@@ -160,6 +171,7 @@ class UCB1(IndexPolicy):
     theory = Theory("logarithmic", ucb1_upper)
     colour = "#0072B2"
     settings = (Setting("c", 2.0, "exploration constant in mean + sqrt(c ln t / n)", low=0.0),)
+    index_per_arm = True
 
     def index(self, key, stats, obs, hparams):
         n = jnp.maximum(stats.counts, 1.0)
@@ -173,6 +185,7 @@ class UCBV(IndexPolicy):
 
     theory = Theory("logarithmic")
     colour = "#88CCEE"
+    index_per_arm = True
 
     def init(self, key, hparams) -> ArmStats:
         return ArmStats.zeros(self.num_arms, squares=True)
@@ -196,6 +209,7 @@ class MOSS(IndexPolicy):
 
     theory = Theory("logarithmic")
     colour = "#CC79A7"
+    index_per_arm = True
 
     def index(self, key, stats, obs, hparams):
         n = jnp.maximum(stats.counts, 1.0)
@@ -268,6 +282,7 @@ class BetaThompson(IndexPolicy):
     colour = "#009E73"
     needs_bounded_rewards = True
     index_uses_key = True
+    stats_by_arm = False
     settings = (
         Setting("prior_alpha", 1.0, "Beta prior: pseudo-successes", low=0.0, low_open=True),
         Setting("prior_beta", 1.0, "Beta prior: pseudo-failures", low=0.0, low_open=True),
@@ -284,6 +299,7 @@ class GaussianThompson(IndexPolicy):
 
     theory = Theory("logarithmic")
     index_uses_key = True
+    stats_by_arm = False
     settings = (Setting("sigma", 1.0, "assumed reward noise standard deviation", low=0.0,
                         low_open=True),)
 

@@ -111,7 +111,7 @@ class _Discounted:
     discount ``hparams['gamma']``): the index reads them discounted to the previous round."""
 
     def init(self, key, hparams) -> DiscountedStats:
-        return DiscountedStats.zeros(self.num_arms)
+        return DiscountedStats.zeros(self.num_arms, by_arm=self.stats_by_arm)
 
     def act(self, key, state: DiscountedStats, obs, hparams):
         return super().act(key, state.before(obs.t, hparams["gamma"]), obs, hparams)
@@ -128,6 +128,7 @@ class DiscountedUCB(_Discounted, IndexPolicy):
 
     theory = Theory("sqrt")       # O(sqrt(Upsilon_T T) ln T) dynamic regret, tuned gamma
     colour = "#AA3377"
+    index_per_arm = True
     settings = UCB_SETTINGS + (
         Setting("gamma", None, "discount factor in (0, 1] (default 1 - sqrt(Upsilon_T / T) / "
                 "(4 B), Theorem 1)", low=0.0, high=1.0, low_open=True, optional=True,
@@ -154,6 +155,7 @@ class SlidingWindowUCB(IndexPolicy):
 
     theory = Theory("sqrt")       # O(sqrt(Upsilon_T T ln T)) dynamic regret, tuned tau
     colour = "#4477AA"
+    index_per_arm = True
     settings = UCB_SETTINGS + (
         Setting("window", None, "tau, the rounds remembered (default "
                 "ceil(2 B sqrt(T ln T / Upsilon_T)), Theorem 2)", kind=int, low=1,
