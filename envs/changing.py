@@ -31,7 +31,7 @@ Columns (docs/design.md, "Results"):
   T in advance: each round adds mu_k(s) - mu_{A_s}(s) for every arm k to a per-arm sum, and
   ``metric_columns`` takes the arm whose sum is largest at the last recorded round (the
   horizon). The price: K + 2 per-round metrics, so the runner's record buffer holds
-  [runs, points + 1, K + 2] floats (for K = 1,000 arms, 10,000 runs and 60 points, 2.4 GB).
+  [runs, points, K + 2] floats (for K = 1,000 arms, 10,000 runs and 60 points, 2.4 GB).
 - ``changes`` (``piecewise`` only): the number of change points among rounds 0 .. t-1 (a
   round where at least one arm's mean changes counts once).
 """

@@ -2,12 +2,11 @@
 
 docs/design.md, "The runner". One run is a ``lax.scan`` of (observe, act, step, update) over
 rounds; a batch of runs is a ``vmap`` over (run key, environment settings, hyper-parameters). The
-scan is
-outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way as
+scan is outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way as
 ``vmap(scan(round))``) so that the round index ``t`` stays an unbatched scalar: recording the
-metrics at the log-spaced grid is then one dynamic-slice write per round into a
-``[runs, points + 1, metrics]`` buffer (the extra slot takes the writes of unrecorded rounds), and
-a horizon that the chunk does not divide gets a second, shorter compiled chunk. The metrics are the
+metrics at the log-spaced grid is then a real conditional on ``t`` (a recorded round writes one
+dynamic slice of a ``[runs, points, metrics]`` buffer, the others write nothing), and a horizon
+that the chunk does not divide gets a second, shorter compiled chunk. The metrics are the
 sums of the environment's per-round regret and metrics, then the values a learner reports about its
 own state (``Learner.metrics`` / ``Learner.report``, recorded as they are); a learner that declares
 none adds nothing to the compiled round.
@@ -60,8 +59,8 @@ class Carry:
     env_state: Any
     learner_state: Any
     sums: jax.Array       # [R, M] cumulative sums of the per-round metrics
-    records: jax.Array    # [R, P + 1, M + L] sums, then the L learner-reported values, at the
-    #                       recorded rounds (slot P: scratch)
+    records: jax.Array    # [R, P, M + L] sums, then the L learner-reported values, at the
+    #                       recorded rounds
 
 
 @struct.dataclass
@@ -121,6 +120,17 @@ def compiler_options(backend: str) -> dict | None:
     return dict(CPU_COMPILER_OPTIONS)
 
 
+# The most numbers per run an environment state may hold for the step's answer to be
+# materialised separately from the new state (``Simulation._run_chunk``).
+SMALL_STATE = 8
+
+
+def small_state(env_state: Any) -> bool:
+    """Whether a batched environment state holds at most ``SMALL_STATE`` numbers per run."""
+    return sum(int(np.prod(x.shape[1:], dtype=np.int64))
+               for x in jax.tree_util.tree_leaves(env_state)) <= SMALL_STATE
+
+
 class Simulation:
     """Compiled functions for one (environment, learner, horizon, record grid, chunk).
 
@@ -162,7 +172,7 @@ class Simulation:
         m = len(self.metric_names)
         carry = Carry(env_state=env_state, learner_state=learner_state,
                       sums=jnp.zeros((m,), jnp.float32),
-                      records=jnp.zeros((len(self.grid) + 1, m + len(self.report_names)),
+                      records=jnp.zeros((len(self.grid), m + len(self.report_names)),
                                         jnp.float32))
         return carry, Constants(params=params, hparams=hparams, round_key=round_key)
 
@@ -256,14 +266,19 @@ class Simulation:
         learn = jax.vmap(self._learn, in_axes=(0, 0, 0, 0, None))
         reported = jax.vmap(self._reported)
         always = start >= 0            # true, but only known at run time
+        answer_materialised = self.materialise and small_state(carry.env_state)
 
-        def choose_materialised(*args):
-            """choose(*args), behind a conditional on XLA:CPU (see below)."""
+        def materialised(stage, *args):
+            """stage(*args), behind a conditional on XLA:CPU (see below)."""
             if not self.materialise:
-                return choose(*args)
-            shapes = jax.eval_shape(choose, *args)
-            return jax.lax.cond(always, lambda: choose(*args), lambda: jax.tree_util.tree_map(
+                return stage(*args)
+            shapes = jax.eval_shape(stage, *args)
+            return jax.lax.cond(always, lambda: stage(*args), lambda: jax.tree_util.tree_map(
                 lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+
+        def answer(env_state, action, consts, t):
+            """The step's feedback and per-round metrics, without its new state."""
+            return respond(env_state, action, consts, t)[1:]
 
         def body(carry, offset):
             t = start + offset
@@ -271,23 +286,35 @@ class Simulation:
             # boundary the whole choice (hashes, index, argmax over arms) is recomputed for each
             # element of each per-arm state update and for every output of the step. The outputs
             # of a conditional are materialised buffers, so the action is computed once per run
-            # and round (3.3x on UCB1; docs/design.md, "Measured facts"). The step stays
-            # outside: a conditional around it made XLA copy the environment and learner states
-            # every round (10-30x slower on the delayed families) and was no faster on UCB1. GPUs
-            # fuse differently and would pay a host round trip per round for the predicate, so
-            # there the round runs as it is (``materialise``).
-            obs, action = choose_materialised(carry.env_state, carry.learner_state, consts, t)
-            env_state, feedback, per_round = respond(carry.env_state, action, consts, t)
+            # and round (3.3x on UCB1; docs/design.md, "Measured facts"). GPUs fuse differently
+            # and would pay a host round trip per round for the predicate, so there the round
+            # runs as it is (``materialise``).
+            obs, action = materialised(choose, carry.env_state, carry.learner_state, consts, t)
+            if answer_materialised:
+                # The step's answer (feedback, regret) behind a second conditional, so that a
+                # learner keeping one [runs] vector per arm (``bandits.core.ArmStats``) reads the
+                # reward once per arm instead of recomputing the step; the new state is computed
+                # outside, from the same inputs. Only for an environment whose state is a few
+                # numbers per run (``small_state``): a conditional that returned a state holding
+                # queues copied it every round (docs/design.md, "The round").
+                feedback, per_round = materialised(answer, carry.env_state, action, consts, t)
+                env_state = respond(carry.env_state, action, consts, t)[0]
+            else:
+                env_state, feedback, per_round = respond(carry.env_state, action, consts, t)
             decision = Decision(obs=obs, action=action, env_state=env_state, feedback=feedback,
                                 per_round=per_round)
             learner_state, sums = learn(carry.learner_state, carry.sums, decision, consts, t)
-            where = jnp.searchsorted(grid, t + 1)
-            slot = jnp.where(grid[jnp.minimum(where, points - 1)] == t + 1, where, points)
             row = sums
             if self.report_names:          # static: nothing is added when none are declared
                 row = jnp.concatenate([sums, reported(learner_state)], axis=1)
-            records = jax.lax.dynamic_update_slice_in_dim(carry.records, row[:, None, :],
-                                                          slot, axis=1)
+            # ``t`` is one scalar for all runs, so the write of a recorded round is a real
+            # conditional: the other rounds write nothing.
+            where = jnp.searchsorted(grid, t + 1)
+            recorded = grid[jnp.minimum(where, points - 1)] == t + 1
+            records = jax.lax.cond(
+                recorded,
+                lambda r: jax.lax.dynamic_update_slice_in_dim(r, row[:, None, :], where, axis=1),
+                lambda r: r, carry.records)
             return Carry(decision.env_state, learner_state, sums, records), None
 
         return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32))[0]
@@ -520,7 +547,7 @@ def simulate(env: Environment, learner: Learner, *, run_keys: np.ndarray,
     held = np.concatenate([r for r, _ in state.finished]) if state.finished else np.zeros(0, int)
     order = np.argsort(held, kind="stable")
     records = (np.concatenate([x for _, x in state.finished], axis=0)[order] if state.finished
-               else np.zeros((0, len(sim.grid) + 1, len(sim.metric_names) + len(sim.report_names)),
+               else np.zeros((0, len(sim.grid), len(sim.metric_names) + len(sim.report_names)),
                              np.float32))
     return SimulationResult(columns=sim.columns(records), t=sim.grid.copy(),
                             compile_seconds=compile_seconds, run_seconds=state.run_seconds,

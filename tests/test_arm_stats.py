@@ -17,6 +17,7 @@ from bandits.core import (ArmStats, DiscountedStats, argmax_of_index, random_arg
                           untried_first)
 from envs import randomness
 from envs.core import (UNROLL_ARMS, Feedback, arm_max, join_arms, split_arms, take_arm)
+from experiments.runner import small_state
 
 
 def feedback_batch(rng: np.random.Generator, num_arms: int, size: int) -> Feedback:
@@ -123,3 +124,11 @@ def test_index_arm_by_arm_picks_the_same_arm(seed, num_arms, ties):
 
     expected = random_argmax(key, index(stats))
     assert int(argmax_of_index(key, stats, index)) == int(expected)
+
+
+def test_small_state_rule():
+    # The step's answer is materialised apart from the new state only for states of at most
+    # 8 numbers per run (a round counter: yes; a delay queue: no).
+    assert small_state({"t": jnp.zeros((100,), jnp.int32)})
+    assert small_state((jnp.zeros((5, 4)), jnp.zeros((5, 4))))
+    assert not small_state({"queue": jnp.zeros((100, 64)), "t": jnp.zeros((100,))})

@@ -380,9 +380,9 @@ def test_memory_does_not_grow_with_the_horizon():
     small, large = _chunk_memory(10**4), _chunk_memory(10**7)
     assert small[0] == large[0]
     assert small[1] == large[1]
-    # 1,000 runs x (20 arm statistics: counts and sums of K = 10 arms + 21 records + sums + t)
-    # 4-byte numbers: 172 kB.
-    assert small[0] == 1000 * (20 + 21 + 1 + 1) * 4
+    # 1,000 runs x (20 arm statistics: counts and sums of K = 10 arms + 20 records (one per
+    # recorded round) + sums + t) 4-byte numbers: 168 kB.
+    assert small[0] == 1000 * (20 + 20 + 1 + 1) * 4
 
 
 def test_meta_reports_peak_memory(reference):
