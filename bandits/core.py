@@ -281,14 +281,14 @@ class EpsilonExploration:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-arm statistics with one-hot, mask-aware batch updates.
+# Per-arm statistics, stored arm by arm, with mask-aware batch updates.
 # ---------------------------------------------------------------------------------------------
-def _per_arm(function, *stored):
-    """``function`` applied arm by arm to statistics stored by ``split_arms`` (with the arm's
-    index as first argument), or once to the whole arrays (index None)."""
-    if isinstance(stored[0], tuple):
-        return tuple(function(k, *values) for k, values in enumerate(zip(*stored)))
-    return function(None, *stored)
+def _per_arm(function, stored):
+    """``function(k, value)`` on a statistic stored by ``split_arms``: arm by arm, or once on
+    the whole [K] array (k None)."""
+    if isinstance(stored, tuple):
+        return tuple(function(k, value) for k, value in enumerate(stored))
+    return function(None, stored)
 
 
 @struct.dataclass
@@ -340,16 +340,15 @@ class ArmStats:
 
     @property
     def by_arm(self) -> bool:
-        """Whether the statistics are stored arm by arm (K <= ``UNROLL_ARMS``)."""
+        """Whether the statistics are stored arm by arm (K <= ``UNROLL_ARMS``, unless made
+        with ``by_arm=False``)."""
         return isinstance(self.stored_counts, tuple)
 
     def arm(self, k: int) -> "ArmStats":
         """Arm k's statistics (scalar fields)."""
-        def pick(stored):
-            return stored[k] if isinstance(stored, tuple) else stored[k]
-        return ArmStats(stored_counts=pick(self.stored_counts), stored_sums=pick(self.stored_sums),
+        return ArmStats(stored_counts=self.stored_counts[k], stored_sums=self.stored_sums[k],
                         stored_squares=None if self.stored_squares is None
-                        else pick(self.stored_squares))
+                        else self.stored_squares[k])
 
     def _map(self, function) -> "ArmStats":
         """``function(k, value)`` on every stored statistic, arm by arm (k None: whole arrays)."""
