@@ -4,8 +4,8 @@ docs/design.md, "The runner". One run is a ``lax.scan`` of (observe, act, step, 
 rounds; a batch of runs is a ``vmap`` over (run key, environment settings, hyper-parameters). The
 scan is outside the ``vmap`` here (``scan(vmap(round))``, which XLA batches the same way as
 ``vmap(scan(round))``) so that the round index ``t`` stays an unbatched scalar: recording the
-metrics at the log-spaced grid is then a real conditional on ``t`` (a recorded round writes one
-dynamic slice of a ``[runs, points, metrics]`` buffer, the others write nothing), and a horizon
+metrics at the log-spaced grid is then one dynamic slice of a ``[runs, points, metrics]`` buffer
+written at recorded rounds only (a real conditional on ``t`` on XLA:CPU), and a horizon
 that the chunk does not divide gets a second, shorter compiled chunk. The metrics are the
 sums of the environment's per-round regret and metrics, then the values a learner reports about its
 own state (``Learner.metrics`` / ``Learner.report``, recorded as they are); a learner that declares
@@ -307,15 +307,23 @@ class Simulation:
             row = sums
             if self.report_names:          # static: nothing is added when none are declared
                 row = jnp.concatenate([sums, reported(learner_state)], axis=1)
-            # ``t`` is one scalar for all runs, so the write of a recorded round is a real
-            # conditional: the other rounds write nothing.
-            where = jnp.searchsorted(grid, t + 1)
-            recorded = grid[jnp.minimum(where, points - 1)] == t + 1
-            records = jax.lax.cond(
-                recorded,
-                lambda r: jax.lax.dynamic_update_slice_in_dim(r, row[:, None, :], where, axis=1),
-                lambda r: r, carry.records)
+            records = record(carry.records, row, t)
             return Carry(decision.env_state, learner_state, sums, records), None
+
+        def record(records, row, t):
+            """``records`` with ``row`` written at round t's slot of the grid, if it has one."""
+            slot = jnp.minimum(jnp.searchsorted(grid, t + 1), points - 1)
+            recorded = grid[slot] == t + 1
+            if self.materialise:
+                # ``t`` is one scalar for all runs, so on XLA:CPU the write is a real
+                # conditional: the rounds off the grid write nothing.
+                return jax.lax.cond(recorded, lambda r: jax.lax.dynamic_update_slice_in_dim(
+                    r, row[:, None, :], slot, axis=1), lambda r: r, records)
+            # On a GPU a conditional would wait for its predicate on the host every round:
+            # every round writes, the slot's own values where the round is not recorded.
+            kept = jax.lax.dynamic_slice_in_dim(records, slot, 1, axis=1)
+            return jax.lax.dynamic_update_slice_in_dim(
+                records, jnp.where(recorded, row[:, None, :], kept), slot, axis=1)
 
         return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32))[0]
 
