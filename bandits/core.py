@@ -209,7 +209,7 @@ def random_argmax_of_arms(key: Array, values: Sequence[Array]) -> Array:
     """``random_argmax`` of the K values given one per arm (scalars): the same draw, the same
     arm. For indices computed arm by arm (``ArmStats.arm``)."""
     u = randomness.uniform(key)
-    best = functools.reduce(jnp.maximum, values)
+    best = arm_max(tuple(values))
     is_max = [value >= best for value in values]
     count = functools.reduce(jnp.add, [m.astype(jnp.int32) for m in is_max])
     choice = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
