@@ -433,10 +433,6 @@ class Registry:
             return cls
         return decorate
 
-    def unregister(self, name: str) -> None:
-        """Removes ``name`` (a learner defined in a notebook or a test, to define it again)."""
-        self._entries.pop(name, None)
-
     def get(self, name: Any, where: str) -> type:
         if not isinstance(name, str) or name not in self._entries:
             known = ", ".join(sorted(self._entries))
@@ -445,7 +441,8 @@ class Registry:
         return self._entries[name]
 
     def unregister(self, name: str) -> None:
-        """Forgets ``name`` (a class registered for one call, ``banditjax.run(learners=...)``)."""
+        """Forgets ``name``: a class registered for one call (``banditjax.run(learners=...)``),
+        or a learner defined in a notebook or a test, to define it again."""
         self._entries.pop(name, None)
 
     def names(self) -> list[str]:
