@@ -51,7 +51,6 @@ from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from bandits import glm

@@ -57,8 +57,8 @@ from flax import struct
 from envs import contexts, randomness
 from envs.core import (Array, ConfigError, EnvSpec, Environment, Metric, Observation, Setting,
                        StepInfo, immediate_feedback, register_env)
-from envs.dataset import (MAX_TABLE_BYTES, SAMPLINGS, check_unique, draw_row, feature_matrix,
-                          numeric_columns, read_table, require_columns, standardised)
+from envs.dataset import (MAX_TABLE_BYTES, SAMPLINGS, draw_row, feature_matrix, numeric_columns,
+                          read_table, require_columns, standardised)
 
 DEFAULT_PROPENSITY = "propensity"
 

@@ -25,7 +25,7 @@ from bandits.core import sample_from_probabilities
 from bandits.dueling.common import _PairLearner, add_duels, make_pair, preference_bounds
 from bandits.dueling.common import random_distinct_pair
 from envs import distributions
-from envs.core import Array, Setting
+from envs.core import Array, Observation, Setting
 
 
 @register_learner("uniform_pair")
