@@ -19,6 +19,8 @@ always-valid item, delayed feedback (``envs.delay.Delayed``) a batch of whatever
 from __future__ import annotations
 
 import abc
+import contextlib
+import contextvars
 import dataclasses
 import difflib
 import functools
@@ -140,14 +142,32 @@ def immediate_feedback(action: Array, features: Array, reward: Array, t: Array,
 UNROLL_ARMS = 32
 
 
+# Whether ``split_arms`` stores per-arm vectors arm by arm in the code being traced (the runner
+# sets it from the batch size: ``arm_layout``).
+_BY_ARM = contextvars.ContextVar("banditjax_by_arm", default=True)
+
+
+@contextlib.contextmanager
+def arm_layout(by_arm: bool):
+    """Within it, ``split_arms`` stores per-arm vectors arm by arm (True, the default) or keeps
+    [K] arrays (False). A trace-time choice: the runner traces a batch's initial state and its
+    rounds inside it, chosen from the batch size (``experiments.runner.arms_by_column``), so
+    both agree; the numbers are the same either way."""
+    token = _BY_ARM.set(bool(by_arm))
+    try:
+        yield
+    finally:
+        _BY_ARM.reset(token)
+
+
 def split_arms(values: Array) -> tuple[Array, ...] | Array:
     """A per-arm vector ([K]) stored arm by arm: K scalars up to ``UNROLL_ARMS`` arms (under
     ``vmap`` K contiguous [runs] vectors instead of one [runs, K] array whose columns XLA:CPU
-    reads with strided loads; docs/design.md, "The round"), the array itself above (and for
-    one arm's scalar). ``arm_columns``, ``arm_max`` and ``take_arm`` accept both forms;
-    ``join_arms`` gives the [K] vector back."""
+    reads with strided loads; docs/design.md, "The round"), the array itself above, for one
+    arm's scalar, and inside ``arm_layout(False)``. ``arm_columns``, ``arm_max`` and
+    ``take_arm`` accept both forms; ``join_arms`` gives the [K] vector back."""
     values = jnp.asarray(values)
-    if values.ndim == 0 or values.shape[0] > UNROLL_ARMS:
+    if values.ndim == 0 or values.shape[0] > UNROLL_ARMS or not _BY_ARM.get():
         return values
     return tuple(values[k] for k in range(values.shape[0]))
 

@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 from bandits.core import (ArmStats, DiscountedStats, argmax_of_index, random_argmax,
                           untried_first)
 from envs import randomness
-from envs.core import (UNROLL_ARMS, Feedback, arm_max, join_arms, split_arms, take_arm)
-from experiments.runner import small_state
+from envs.core import (UNROLL_ARMS, Feedback, arm_layout, arm_max, join_arms, split_arms,
+                       take_arm)
+from experiments import config as config_lib
+from experiments.runner import (ARMS_BY_COLUMN_MIN_RUNS, arms_by_column, record_grid, simulate,
+                                small_state)
 
 
 def feedback_batch(rng: np.random.Generator, num_arms: int, size: int) -> Feedback:
@@ -132,3 +135,45 @@ def test_small_state_rule():
     assert small_state({"t": jnp.zeros((100,), jnp.int32)})
     assert small_state((jnp.zeros((5, 4)), jnp.zeros((5, 4))))
     assert not small_state({"queue": jnp.zeros((100, 64)), "t": jnp.zeros((100,))})
+
+
+def test_arm_layout_context_keeps_arrays():
+    with arm_layout(False):
+        assert not isinstance(split_arms(jnp.zeros(5)), tuple)
+        assert not ArmStats.zeros(5).by_arm
+        with arm_layout(True):
+            assert ArmStats.zeros(5).by_arm
+        assert not ArmStats.zeros(5).by_arm
+    assert ArmStats.zeros(5).by_arm
+
+
+def test_layout_follows_the_runs_per_device():
+    assert not arms_by_column(ARMS_BY_COLUMN_MIN_RUNS - 1)
+    assert arms_by_column(ARMS_BY_COLUMN_MIN_RUNS)
+    assert not arms_by_column(ARMS_BY_COLUMN_MIN_RUNS, devices=2)
+
+
+@pytest.mark.parametrize("env", [{"name": "bernoulli", "K": 6},
+                                 {"name": "piecewise", "K": 4, "hazard": 0.05}])
+@pytest.mark.parametrize("learner", ["ucb1", "cusum_ucb", "thompson"])
+def test_small_and_large_batches_give_the_same_runs(env, learner):
+    # Below ARMS_BY_COLUMN_MIN_RUNS runs the state stays in [K] arrays and the step's answer is
+    # not materialised; above, both change. The first runs of a large batch equal the same runs
+    # done in a small batch, bit for bit.
+    runs, horizon = ARMS_BY_COLUMN_MIN_RUNS + 8, 40
+    assert arms_by_column(runs, len(jax.devices())) and not arms_by_column(8, len(jax.devices()))
+    config = {"run": {"horizon": horizon, "seeds": 1, "instances": runs, "record": 6},
+              "env": env, "learner": [{"name": learner}]}
+    group = config_lib.build(config).groups[0]
+
+    def run(count):
+        return simulate(group.env, group.learner, run_keys=group.run_keys[:count],
+                        instance_keys=group.instance_keys[:count],
+                        env_settings={k: v[:count] for k, v in group.env_settings.items()},
+                        hparams={k: v[:count] for k, v in group.hparams.items()},
+                        horizon=horizon, record=record_grid(horizon, 6)).columns
+
+    small, large = run(8), run(runs)
+    assert small.keys() == large.keys()
+    for name in small:
+        np.testing.assert_array_equal(small[name], large[name][:8])
