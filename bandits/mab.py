@@ -53,7 +53,7 @@ class IndexPolicy(Learner):
     ``index_uses_key``: the index is random (Thompson sampling); deterministic indices take no
     key, which saves two threefry hashes per round (the dominant cost of small learners).
     ``index_per_arm``: the index of each arm is computed from that arm's statistics alone, with
-    elementwise operations (UCB1, MOSS, KL-UCB): the base then computes it arm by arm on the
+    elementwise operations (UCB1, UCB-V, MOSS): the base then computes it arm by arm on the
     statistics stored by arm (``bandits.core.argmax_of_index``), the same numbers on contiguous
     vectors. An index that mixes arms (a sum over arms, a [K]-shaped constant) leaves it False.
     ``stats_by_arm``: False keeps the statistics as [K] arrays (``ArmStats.zeros``), for an

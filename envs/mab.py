@@ -41,8 +41,8 @@ class MABParams:
     stored_means: tuple[Array, ...] | Array
 
     @classmethod
-    def of(cls, means: Array, **more: Array) -> "MABParams":
-        return cls(stored_means=split_arms(jnp.asarray(means, jnp.float32)), **more)
+    def of(cls, means: Array) -> "MABParams":
+        return cls(stored_means=split_arms(jnp.asarray(means, jnp.float32)))
 
     @property
     def means(self) -> Array:

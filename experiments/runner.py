@@ -279,10 +279,11 @@ class Simulation:
     # -- a chunk of rounds for all runs ---------------------------------------------------
     def _run_chunk(self, carry: Carry, consts: Constants, start, length: int):
         # The layout the initial state of this batch size was made in (``_init_batch``).
-        with arm_layout(arms_by_column(consts.round_key.shape[0], self.devices)):
-            return self._run_rounds(carry, consts, start, length)
+        by_arm = arms_by_column(consts.round_key.shape[0], self.devices)
+        with arm_layout(by_arm):
+            return self._run_rounds(carry, consts, start, length, by_arm)
 
-    def _run_rounds(self, carry: Carry, consts: Constants, start, length: int):
+    def _run_rounds(self, carry: Carry, consts: Constants, start, length: int, by_arm: bool):
         grid = jnp.asarray(self.grid)
         points = len(self.grid)
         choose = jax.vmap(self._choose, in_axes=(0, 0, 0, None))
@@ -290,8 +291,7 @@ class Simulation:
         learn = jax.vmap(self._learn, in_axes=(0, 0, 0, 0, None))
         reported = jax.vmap(self._reported)
         always = start >= 0            # true, but only known at run time
-        answer_materialised = (self.materialise and small_state(carry.env_state)
-                               and arms_by_column(consts.round_key.shape[0], self.devices))
+        answer_materialised = self.materialise and by_arm and small_state(carry.env_state)
 
         def materialised(stage, *args):
             """stage(*args), behind a conditional on XLA:CPU (see below)."""
